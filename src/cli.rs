@@ -1,0 +1,130 @@
+//! The command-line surface (clap). Parsing only; each command's behaviour
+//! lives in `cmd/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::kb::IndexKind;
+
+/// Supervises real-time agent assist for Genesys Cloud contact centres.
+#[derive(Debug, Parser)]
+#[command(name = "agent-assist", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Config file (default: config.toml in the config dir).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log filter for the log file, e.g. `info` or `agent_assist=debug`.
+    #[arg(long, global = true, default_value = "info", value_name = "FILTER")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, query, evaluate and inspect the knowledge-base index.
+    #[command(subcommand)]
+    Kb(KbCommand),
+    /// Run the built-in Genesys Cloud simulator on 127.0.0.1.
+    Sim(SimArgs),
+}
+
+/// Options of `agent-assist sim`.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Directory of conversation scripts (default: the bundled `assets/conversations/`).
+    #[arg(long, value_name = "DIR")]
+    pub conversations: Option<PathBuf>,
+    /// Time compression: 10 plays a call ten times faster than scripted.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Inject a fault, e.g. `push-429:every=3,retry_after=1`. Repeatable.
+    /// Kinds: push-429, push-500, push-slow, push-403, ws-drop, ws-malformed,
+    /// ws-duplicate, token-expire, socket-closing, heartbeat-stop.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<crate::sim::Fault>,
+    /// Seconds between heartbeats on each socket.
+    #[arg(long, default_value_t = 30.0)]
+    pub heartbeat_s: f64,
+    /// Lifetime of issued tokens (`expires_in`), seconds.
+    #[arg(long, default_value_t = 86_399)]
+    pub token_ttl_s: u64,
+    /// Lifetime of notification channels, seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub channel_ttl_s: u64,
+    /// Conversations playing at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Start the scripts over when all have played, forever.
+    #[arg(long = "loop")]
+    pub repeat: bool,
+    /// Accept only this client id (with --client-secret); any by default.
+    #[arg(long, requires = "client_secret")]
+    pub client_id: Option<String>,
+    #[arg(long, requires = "client_id")]
+    pub client_secret: Option<String>,
+}
+
+/// Which knowledge base and which index.
+#[derive(Debug, Clone, Args)]
+pub struct KbSource {
+    /// A knowledge-base source: a directory of Markdown articles, or a JSON
+    /// Lines / CSV file of records. Repeat for several. Default: the sample `kb/`.
+    #[arg(long = "kb", value_name = "PATH")]
+    pub kb: Vec<PathBuf>,
+    /// Index type: `flat` (exact) or `hnsw` (approximate, for large KBs).
+    #[arg(long = "index", value_name = "KIND")]
+    pub index: Option<IndexKind>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KbCommand {
+    /// Build the index (or load it if current) and report what it holds.
+    Build {
+        #[command(flatten)]
+        source: KbSource,
+        /// Rebuild even if the cached index is current.
+        #[arg(long)]
+        force: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rank articles for a piece of customer speech.
+    Query {
+        /// The text to search for.
+        text: String,
+        #[command(flatten)]
+        source: KbSource,
+        /// Number of articles to return.
+        #[arg(short = 'k', default_value_t = 5)]
+        k: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score retrieval on a labelled query set (JSON Lines of
+    /// `{"query": ..., "expected": [ids]}`) and measure query latency.
+    Eval {
+        /// The labelled queries file.
+        #[arg(long, value_name = "FILE")]
+        queries: PathBuf,
+        #[command(flatten)]
+        source: KbSource,
+        /// Rank cut-off for recall@k and MRR@k.
+        #[arg(short = 'k', default_value_t = 3)]
+        k: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what is indexed, where, and with which model.
+    Stats {
+        #[command(flatten)]
+        source: KbSource,
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,184 @@
+//! The real embedder: all-MiniLM-L6-v2 through fastembed and ONNX Runtime,
+//! loaded from the files `scripts/setup.sh` puts in the data dir.
+//!
+//! ONNX Runtime is loaded dynamically from the data dir (or `ORT_DYLIB_PATH`
+//! when the user sets it); the binary hands the path to `ort` itself, so no
+//! environment variable is needed. Vectors come out mean-pooled and
+//! L2-normalised, so inner product is cosine similarity.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+use sha2::{Digest, Sha256};
+
+use super::{Embedder, KbError};
+use crate::paths::AppPaths;
+
+/// MiniLM's input limit in word pieces (sentence-transformers uses 256).
+pub const MAX_TOKENS: usize = 256;
+/// Texts per ONNX Runtime call in index builds. Inputs are sorted by length
+/// first, so a batch pads to a near-uniform length.
+const BATCH: usize = 32;
+
+const MODEL_FILES: [&str; 5] =
+    ["model.onnx", "tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json"];
+
+/// Where the model lives and how many threads ONNX Runtime may use.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub model_dir: PathBuf,
+    pub ort_library: PathBuf,
+    /// Intra-op threads; `None` uses every core.
+    pub threads: Option<usize>,
+}
+
+impl ModelSpec {
+    /// The installed model and runtime under the app's data dir.
+    pub fn installed(paths: &AppPaths) -> Self {
+        Self { model_dir: paths.model_dir(), ort_library: paths.ort_library(), threads: None }
+    }
+
+    /// Checks that every model file is present, naming the first missing one.
+    pub fn check(&self) -> Result<(), KbError> {
+        for f in MODEL_FILES {
+            let p = self.model_dir.join(f);
+            if !p.is_file() {
+                return Err(KbError::ModelMissing { path: p });
+            }
+        }
+        Ok(())
+    }
+
+    /// The model's identity for cache keys: sha256 over the model and
+    /// tokenizer bytes. Cheap next to creating the session.
+    pub fn fingerprint(&self) -> Result<String, KbError> {
+        self.check()?;
+        let mut h = Sha256::new();
+        for f in ["model.onnx", "tokenizer.json"] {
+            let p = self.model_dir.join(f);
+            h.update(std::fs::read(&p).map_err(|source| KbError::Io { path: p, source })?);
+        }
+        Ok(hex(&h.finalize()))
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Loads ONNX Runtime once per process. `ort` would otherwise look for the
+/// library itself and panic if it is missing; this turns that into an error.
+fn ort_environment(library: &Path) -> Result<ort::environment::Environment, KbError> {
+    static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+    if !library.is_file() {
+        return Err(KbError::RuntimeMissing { path: library.to_path_buf() });
+    }
+    ENV.get_or_init(|| {
+        ort::init_from(library)
+            .map_err(|e| format!("{}: {e}", library.display()))?
+            .with_name("agent-assist")
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(|message| KbError::RuntimeLoad { message })
+}
+
+/// fastembed's MiniLM with a tokenizer of our own for counting word pieces.
+pub struct FastEmbedder {
+    model: TextEmbedding,
+    counter: tokenizers::Tokenizer,
+    fingerprint: String,
+    dimension: usize,
+}
+
+impl FastEmbedder {
+    /// Loads the model; fails with a message naming the missing file and the
+    /// command that installs it.
+    pub fn load(spec: &ModelSpec) -> Result<Self, KbError> {
+        let fingerprint = spec.fingerprint()?;
+        let env = ort_environment(&spec.ort_library)?;
+        let read = |f: &str| {
+            let p = spec.model_dir.join(f);
+            std::fs::read(&p).map_err(|source| KbError::Io { path: p, source })
+        };
+        let tokenizer_files = TokenizerFiles {
+            tokenizer_file: read("tokenizer.json")?,
+            config_file: read("config.json")?,
+            special_tokens_map_file: read("special_tokens_map.json")?,
+            tokenizer_config_file: read("tokenizer_config.json")?,
+        };
+        let mut counter = tokenizers::Tokenizer::from_bytes(&tokenizer_files.tokenizer_file)
+            .map_err(|e| KbError::Model { message: format!("tokenizer.json: {e}") })?;
+        counter
+            .with_truncation(None)
+            .map_err(|e| KbError::Model { message: format!("tokenizer.json: {e}") })?;
+        counter.with_padding(None);
+        let user_model =
+            UserDefinedEmbeddingModel::new(read("model.onnx")?, tokenizer_files).with_pooling(Pooling::Mean);
+        let mut options = InitOptionsUserDefined::new().with_environment(env).with_max_length(MAX_TOKENS);
+        if let Some(t) = spec.threads {
+            options = options.with_intra_threads(t);
+        }
+        let mut model = TextEmbedding::try_new_from_user_defined(user_model, options)
+            .map_err(|e| KbError::Model { message: e.to_string() })?;
+        let probe = model.embed(["dimension probe"], None).map_err(|e| KbError::Embed(e.to_string()))?;
+        let dimension = probe.first().map_or(0, Vec::len);
+        Ok(Self { model, counter, fingerprint, dimension })
+    }
+}
+
+/// Scales a vector to unit length in place (no-op for the zero vector).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+impl Embedder for FastEmbedder {
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        self.counter.encode(text, false).map_or_else(|_| text.split_whitespace().count(), |e| e.len())
+    }
+
+    fn embed_one(&mut self, text: &str) -> Result<Vec<f32>, KbError> {
+        // A batch of one: no padding, no sorting, nothing to split.
+        let mut out = self.model.embed([text], None).map_err(|e| KbError::Embed(e.to_string()))?;
+        let mut v = out.pop().ok_or_else(|| KbError::Embed("model returned no vector".into()))?;
+        normalize(&mut v);
+        Ok(v)
+    }
+
+    fn embed_many(&mut self, texts: &[String], progress: &mut dyn FnMut(usize)) -> Result<Vec<f32>, KbError> {
+        // Sort by length so each batch pads to about its own length, then put
+        // the vectors back in input order.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![0.0f32; texts.len() * self.dimension];
+        let mut done = 0;
+        for batch in order.chunks(BATCH) {
+            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
+            let vectors =
+                self.model.embed(&inputs, Some(BATCH)).map_err(|e| KbError::Embed(e.to_string()))?;
+            for (&i, mut v) in batch.iter().zip(vectors) {
+                if v.len() != self.dimension {
+                    return Err(KbError::DimensionMismatch { model: v.len(), index: self.dimension });
+                }
+                normalize(&mut v);
+                out[i * self.dimension..(i + 1) * self.dimension].copy_from_slice(&v);
+            }
+            done += batch.len();
+            progress(done);
+        }
+        Ok(out)
+    }
+}

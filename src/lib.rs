@@ -1,0 +1,17 @@
+//! agent-assist: a terminal console that supervises real-time agent assist
+//! for Genesys Cloud contact centres.
+//!
+//! Data flow: live transcripts arrive over a WebSocket (`net`), the engine
+//! decides when to search, the knowledge base (`kb`) embeds the recent
+//! customer speech and matches it against a FAISS index of articles, and
+//! ranked suggestions are pushed to the agent over REST. `cmd` holds the
+//! command-line entry points; `paths` decides where files live.
+
+pub mod cli;
+pub mod cmd;
+pub mod domain;
+pub mod kb;
+pub mod logging;
+pub mod net;
+pub mod paths;
+pub mod sim;

@@ -1,0 +1,556 @@
+//! The transcript stream in the `notifications` dialect: the real Genesys
+//! Cloud Notifications API.
+//!
+//! One task owns the channels and their topic lists. It subscribes over REST
+//! to the discovery topics (queues, users), subscribes each active
+//! conversation's transcription topic and drops it when the conversation
+//! ends, keeps at most `max_topics` per channel (opening another channel
+//! beyond that), rotates a channel before it expires, and reconnects dropped
+//! sockets with backoff and jitter, restoring subscriptions. Every state
+//! change goes out as a [`StreamEvent`]. Socket lifetimes run in
+//! [`super::socket`] tasks that report back here.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{self, ConversationPhase, Frame, TranscriptionBody};
+use super::rest::Rest;
+use super::socket::{SocketConfig, SocketEnd, SocketEvent, SocketTarget, spawn_socket};
+use super::{Backoff, Dialect, NetError, policy};
+use crate::domain::{ConnectionState, Speaker, StreamEvent, TranscriptEvent};
+
+/// What to listen to and how patiently.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Queue ids whose conversations are followed.
+    pub queues: Vec<String>,
+    /// User ids whose conversations are followed.
+    pub users: Vec<String>,
+    pub socket: SocketConfig,
+    pub backoff: Backoff,
+    /// Genesys allows 1,000 topics per channel.
+    pub max_topics: usize,
+    /// Open a replacement channel this long before one expires.
+    pub rotate_before: Duration,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            queues: Vec::new(),
+            users: Vec::new(),
+            socket: SocketConfig::default(),
+            backoff: Backoff::default(),
+            max_topics: 1000,
+            rotate_before: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Stops the stream task when dropped or cancelled.
+pub struct StreamHandle {
+    pub cancel: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl StreamHandle {
+    /// Stops the stream and waits for its task to finish.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the notifications stream; events go to `out`.
+pub fn spawn_stream(rest: Rest, config: StreamConfig, out: mpsc::Sender<StreamEvent>) -> StreamHandle {
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    let task = tokio::spawn(async move {
+        let (tx, rx) = mpsc::channel(256);
+        let mut m = Manager::new(rest, config, out, tx);
+        m.run(rx, token).await;
+        m.shutdown();
+    });
+    StreamHandle { cancel, task }
+}
+
+struct Slot {
+    channel: protocol::Channel,
+    expires: Option<SystemTime>,
+    topics: BTreeSet<String>,
+    epoch: u64,
+    socket: Option<tokio::task::JoinHandle<()>>,
+    live: bool,
+    attempt: u32,
+    /// When a dropped socket is due to reconnect.
+    retry_at: Option<Instant>,
+    /// A channel being opened to replace this one before it expires.
+    successor: Option<Box<Slot>>,
+}
+
+struct Conversation {
+    slot: usize,
+    /// Final utterances already passed on; later copies are duplicates.
+    finals: HashSet<String>,
+}
+
+struct Manager {
+    rest: Rest,
+    config: StreamConfig,
+    out: mpsc::Sender<StreamEvent>,
+    sockets_tx: mpsc::Sender<SocketEvent>,
+    slots: Vec<Slot>,
+    conversations: HashMap<String, Conversation>,
+    next_epoch: u64,
+    state: ConnectionState,
+}
+
+/// A failure the manager cannot work around: reported, then the stream stops.
+struct Fatal(NetError);
+
+impl Manager {
+    fn new(
+        rest: Rest,
+        config: StreamConfig,
+        out: mpsc::Sender<StreamEvent>,
+        tx: mpsc::Sender<SocketEvent>,
+    ) -> Self {
+        Self {
+            rest,
+            config,
+            out,
+            sockets_tx: tx,
+            slots: Vec::new(),
+            conversations: HashMap::new(),
+            next_epoch: 0,
+            state: ConnectionState::Connecting,
+        }
+    }
+
+    async fn emit(&self, ev: StreamEvent) {
+        let _ = self.out.send(ev).await;
+    }
+
+    async fn set_state(&mut self, state: ConnectionState) {
+        if self.state != state {
+            self.state = state.clone();
+            self.emit(StreamEvent::Connection(state)).await;
+        }
+    }
+
+    fn discovery_topics(&self) -> Vec<String> {
+        let q = self.config.queues.iter().map(|q| format!("v2.routing.queues.{q}.conversations"));
+        let u = self.config.users.iter().map(|u| format!("v2.users.{u}.conversations"));
+        q.chain(u).collect()
+    }
+
+    async fn run(&mut self, mut rx: mpsc::Receiver<SocketEvent>, cancel: CancellationToken) {
+        self.emit(StreamEvent::Connection(ConnectionState::Connecting)).await;
+        // Open the first channel, retrying until it works or cannot.
+        let mut attempt = 0;
+        loop {
+            let topics = self.discovery_topics().into_iter().collect();
+            match self.open_slot(topics).await {
+                Ok(slot) => {
+                    self.slots.push(slot);
+                    self.connect(0);
+                    break;
+                }
+                Err(e) if e.is_permanent() => return self.fail(e).await,
+                Err(e) => {
+                    attempt += 1;
+                    let delay = policy::backoff_delay(&self.config.backoff, attempt, rand::random());
+                    self.reconnecting(attempt, delay, e.to_string()).await;
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        // Channel expiry is checked once a second; reconnects when due.
+        let mut next_check = Instant::now() + Duration::from_secs(1);
+        loop {
+            let wake =
+                self.slots.iter().filter_map(|s| s.retry_at).chain([next_check]).min().unwrap_or(next_check);
+            let result = tokio::select! {
+                () = cancel.cancelled() => return,
+                ev = rx.recv() => match ev {
+                    Some(ev) => self.on_socket(ev).await,
+                    None => return,
+                },
+                () = tokio::time::sleep_until(wake) => {
+                    if Instant::now() >= next_check {
+                        next_check = Instant::now() + Duration::from_secs(1);
+                    }
+                    self.on_tick().await
+                }
+            };
+            if let Err(Fatal(e)) = result {
+                return self.fail(e).await;
+            }
+        }
+    }
+
+    async fn fail(&mut self, e: NetError) {
+        tracing::error!(error = %e, "transcript stream stopped");
+        self.set_state(ConnectionState::Failed { reason: e.to_string() }).await;
+    }
+
+    async fn reconnecting(&mut self, attempt: u32, delay: Duration, reason: String) {
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        tracing::warn!(attempt, delay_ms, %reason, "transcript stream reconnecting");
+        self.set_state(ConnectionState::Reconnecting { attempt, delay_ms, reason }).await;
+    }
+
+    fn shutdown(&mut self) {
+        for s in &mut self.slots {
+            if let Some(h) = s.socket.take() {
+                h.abort();
+            }
+            if let Some(h) = s.successor.as_mut().and_then(|n| n.socket.take()) {
+                h.abort();
+            }
+        }
+    }
+
+    /// Creates a channel and subscribes it to `topics`.
+    async fn open_slot(&mut self, topics: BTreeSet<String>) -> Result<Slot, NetError> {
+        let channel = self.rest.create_channel().await?;
+        let expires = channel.expires.as_deref().and_then(|e| humantime::parse_rfc3339_weak(e).ok());
+        let list: Vec<String> = topics.iter().cloned().collect();
+        self.rest.replace_topics(&channel.id, &list).await?;
+        tracing::info!(channel = %channel.id, topics = list.len(), "opened notification channel");
+        self.next_epoch += 1;
+        Ok(Slot {
+            channel,
+            expires,
+            topics,
+            epoch: self.next_epoch,
+            socket: None,
+            live: false,
+            attempt: 0,
+            retry_at: None,
+            successor: None,
+        })
+    }
+
+    fn target(&self, slot: &Slot, index: usize) -> SocketTarget {
+        SocketTarget {
+            url: slot.channel.connect_uri.clone(),
+            dialect: Dialect::Notifications,
+            slot: index,
+            epoch: slot.epoch,
+        }
+    }
+
+    fn connect(&mut self, index: usize) {
+        let target = self.target(&self.slots[index], index);
+        let handle = spawn_socket(target, self.config.socket, self.sockets_tx.clone());
+        let slot = &mut self.slots[index];
+        if let Some(old) = slot.socket.replace(handle) {
+            old.abort();
+        }
+        slot.retry_at = None;
+    }
+
+    async fn on_socket(&mut self, ev: SocketEvent) -> Result<(), Fatal> {
+        match ev {
+            SocketEvent::Opened { slot, epoch } => {
+                if let Some(missing) = self.promote_successor(slot, epoch) {
+                    tracing::info!(slot, "rotated to a new notification channel");
+                    // Topics added to the old channel while the new one opened.
+                    if !missing.is_empty() {
+                        let s = &self.slots[slot];
+                        let (id, all): (String, Vec<String>) =
+                            (s.channel.id.clone(), s.topics.iter().cloned().collect());
+                        if let Err(e) = self.rest.replace_topics(&id, &all).await {
+                            tracing::warn!(error = %e, "could not carry topics over to the new channel");
+                        }
+                    }
+                }
+                if let Some(s) = self.slots.get_mut(slot).filter(|s| s.epoch == epoch) {
+                    s.live = true;
+                    s.attempt = 0;
+                }
+                if self.slots.iter().all(|s| s.live) {
+                    self.set_state(ConnectionState::Live).await;
+                }
+            }
+            SocketEvent::Frame { slot, epoch, frame } => {
+                if self.is_current(slot, epoch) || self.is_successor(slot, epoch) {
+                    self.on_frame(slot, frame).await?;
+                }
+            }
+            SocketEvent::Discarded { reason, .. } => self.emit(StreamEvent::Discarded { reason }).await,
+            SocketEvent::Closed { slot, epoch, ended } => {
+                if self.is_current(slot, epoch) {
+                    self.on_closed(slot, ended).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn is_current(&self, slot: usize, epoch: u64) -> bool {
+        self.slots.get(slot).is_some_and(|s| s.epoch == epoch)
+    }
+
+    fn is_successor(&self, slot: usize, epoch: u64) -> bool {
+        self.slots.get(slot).and_then(|s| s.successor.as_ref()).is_some_and(|n| n.epoch == epoch)
+    }
+
+    /// Make-before-break rotation: once the successor's socket is open, it
+    /// replaces the old channel, whose socket is closed. Returns the topics
+    /// the old channel gained meanwhile (to subscribe on the new one), or
+    /// `None` if this was not a successor opening.
+    fn promote_successor(&mut self, slot: usize, epoch: u64) -> Option<Vec<String>> {
+        let s = self.slots.get_mut(slot)?;
+        if s.successor.as_ref().is_none_or(|n| n.epoch != epoch) {
+            return None;
+        }
+        let next = s.successor.take()?;
+        let old = std::mem::replace(s, *next);
+        if let Some(h) = old.socket {
+            h.abort();
+        }
+        let missing: Vec<String> = old.topics.difference(&s.topics).cloned().collect();
+        s.topics = old.topics;
+        Some(missing)
+    }
+
+    async fn on_closed(&mut self, index: usize, ended: SocketEnd) -> Result<(), Fatal> {
+        let slot = &mut self.slots[index];
+        slot.live = false;
+        slot.socket = None;
+        let (delay, reason) = match ended {
+            // Maintenance: reconnect to the same channel straight away.
+            SocketEnd::ServerClosing => (Duration::ZERO, "server is closing the socket".to_string()),
+            SocketEnd::Unauthorized => {
+                slot.attempt += 1;
+                let token = self.rest.auth().token().await.map_err(Fatal)?;
+                self.rest.auth().refresh_after_401(&token).await.map_err(Fatal)?;
+                (Duration::ZERO, "socket refused the token".to_string())
+            }
+            SocketEnd::Lost(reason) => {
+                slot.attempt += 1;
+                (policy::backoff_delay(&self.config.backoff, slot.attempt, rand::random()), reason)
+            }
+        };
+        let attempt = self.slots[index].attempt.max(1);
+        self.slots[index].retry_at = Some(Instant::now() + delay);
+        self.reconnecting(attempt, delay, reason).await;
+        Ok(())
+    }
+
+    async fn on_tick(&mut self) -> Result<(), Fatal> {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            if self.slots[i].retry_at.is_some_and(|t| t <= now) {
+                self.reconnect(i).await?;
+            }
+            self.maybe_rotate(i).await?;
+        }
+        Ok(())
+    }
+
+    /// Reconnects a dropped slot: reuse the channel if it still exists
+    /// (restoring its topics), otherwise open a new one with the same topics.
+    async fn reconnect(&mut self, i: usize) -> Result<(), Fatal> {
+        let topics: Vec<String> = self.slots[i].topics.iter().cloned().collect();
+        let id = self.slots[i].channel.id.clone();
+        let expired = self.slots[i].expires.is_some_and(|e| e <= SystemTime::now());
+        let result = async {
+            if !expired && self.rest.channel_exists(&id).await? {
+                self.rest.replace_topics(&id, &topics).await?;
+                Ok(None)
+            } else {
+                let topics = self.slots[i].topics.clone();
+                self.open_slot(topics).await.map(Some)
+            }
+        }
+        .await;
+        match result {
+            Ok(new_slot) => {
+                if let Some(mut s) = new_slot {
+                    s.attempt = self.slots[i].attempt;
+                    self.slots[i] = s;
+                }
+                self.connect(i);
+                Ok(())
+            }
+            Err(e) if e.is_permanent() => Err(Fatal(e)),
+            Err(e) => {
+                let slot = &mut self.slots[i];
+                slot.attempt += 1;
+                let delay = policy::backoff_delay(&self.config.backoff, slot.attempt, rand::random());
+                slot.retry_at = Some(Instant::now() + delay);
+                let attempt = slot.attempt;
+                self.reconnecting(attempt, delay, e.to_string()).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn maybe_rotate(&mut self, i: usize) -> Result<(), Fatal> {
+        let s = &self.slots[i];
+        let due = s.expires.is_some_and(|e| {
+            e.duration_since(SystemTime::now()).unwrap_or_default() <= self.config.rotate_before
+        });
+        if !due || s.successor.is_some() || !s.live {
+            return Ok(());
+        }
+        let topics = s.topics.clone();
+        match self.open_slot(topics).await {
+            Ok(next) => {
+                let target = self.target(&next, i);
+                let mut next = Box::new(next);
+                next.socket = Some(spawn_socket(target, self.config.socket, self.sockets_tx.clone()));
+                self.slots[i].successor = Some(next);
+                Ok(())
+            }
+            Err(e) if e.is_permanent() => Err(Fatal(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "channel rotation failed; will retry");
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, slot: usize, frame: Frame) -> Result<(), Fatal> {
+        match frame {
+            Frame::Heartbeat | Frame::Pong => self.emit(StreamEvent::Heartbeat).await,
+            Frame::Conversation(body) => self.on_conversation(body).await?,
+            Frame::Transcription(body) => self.on_transcription(slot, body).await?,
+            Frame::System { topic, message } => {
+                tracing::warn!(%topic, message = message.as_deref().unwrap_or(""), "system message");
+                if topic.starts_with("v2.system.no_longer_subscribed")
+                    || topic.starts_with("v2.system.token_revoked")
+                {
+                    // Treat as a lost socket: reconnect re-checks the channel and topics.
+                    self.on_closed(slot, SocketEnd::Lost(topic)).await?;
+                }
+            }
+            Frame::SocketClosing => {}
+            Frame::TutorialTranscript { .. } | Frame::Unknown { .. } => {
+                tracing::debug!("ignored a frame on an unused topic");
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_conversation(&mut self, body: protocol::ConversationBody) -> Result<(), Fatal> {
+        let Some(id) = body.id.clone().filter(|i| !i.is_empty()) else {
+            return Ok(());
+        };
+        match body.phase() {
+            ConversationPhase::Active { queue_id } => {
+                if !self.conversations.contains_key(&id) {
+                    self.subscribe(&id).await?;
+                    self.emit(StreamEvent::ConversationStarted { conversation_id: id, queue_id }).await;
+                }
+            }
+            ConversationPhase::Ended => self.end(&id).await?,
+            ConversationPhase::Pending => {}
+        }
+        Ok(())
+    }
+
+    /// Adds a conversation's transcription topic to a channel with room,
+    /// opening a new channel when all are full.
+    async fn subscribe(&mut self, id: &str) -> Result<(), Fatal> {
+        let topic = protocol::transcription_topic(id);
+        let index = match self.slots.iter().position(|s| s.topics.len() < self.config.max_topics) {
+            Some(i) => {
+                let channel = self.slots[i].channel.id.clone();
+                match self.rest.add_topics(&channel, std::slice::from_ref(&topic)).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_permanent() => return Err(Fatal(e)),
+                    Err(e) => tracing::warn!(error = %e, %topic, "subscribe failed; restored on reconnect"),
+                }
+                self.slots[i].topics.insert(topic);
+                i
+            }
+            None => match self.open_slot(BTreeSet::from([topic])).await {
+                Ok(slot) => {
+                    self.slots.push(slot);
+                    let i = self.slots.len() - 1;
+                    self.connect(i);
+                    i
+                }
+                Err(e) => return Err(Fatal(e)),
+            },
+        };
+        self.conversations.insert(id.to_string(), Conversation { slot: index, finals: HashSet::new() });
+        Ok(())
+    }
+
+    async fn end(&mut self, id: &str) -> Result<(), Fatal> {
+        let Some(conv) = self.conversations.remove(id) else {
+            return Ok(());
+        };
+        let topic = protocol::transcription_topic(id);
+        if let Some(s) = self.slots.get_mut(conv.slot) {
+            s.topics.remove(&topic);
+            // PUT the remaining list: the Java SDK's way to drop one topic.
+            let list: Vec<String> = s.topics.iter().cloned().collect();
+            let channel = s.channel.id.clone();
+            match self.rest.replace_topics(&channel, &list).await {
+                Ok(()) => {}
+                Err(e) if e.is_permanent() => return Err(Fatal(e)),
+                Err(e) => tracing::warn!(error = %e, %topic, "unsubscribe failed"),
+            }
+        }
+        self.emit(StreamEvent::ConversationEnded { conversation_id: id.to_string() }).await;
+        Ok(())
+    }
+
+    async fn on_transcription(&mut self, slot: usize, body: TranscriptionBody) -> Result<(), Fatal> {
+        let Some(id) = body.conversation_id.clone().filter(|i| !i.is_empty()) else {
+            self.emit(StreamEvent::Discarded { reason: "transcription event without conversationId".into() })
+                .await;
+            return Ok(());
+        };
+        let conv = self
+            .conversations
+            .entry(id.clone())
+            .or_insert_with(|| Conversation { slot, finals: HashSet::new() });
+        let mut events = Vec::new();
+        for (n, r) in body.transcripts.iter().flatten().enumerate() {
+            let Some(text) = protocol::result_text(r) else {
+                continue;
+            };
+            let offset_ms = r.alternatives.as_ref().and_then(|a| a.first()).and_then(|a| a.offset_ms);
+            // Without an utteranceId, the offset identifies the utterance.
+            let utterance_id = r.utterance_id.clone().unwrap_or_else(|| {
+                format!("{id}@{}", offset_ms.map_or_else(|| n.to_string(), |o| o.to_string()))
+            });
+            let is_final = r.is_final != Some(false);
+            if conv.finals.contains(&utterance_id) {
+                continue;
+            }
+            if is_final {
+                conv.finals.insert(utterance_id.clone());
+            }
+            events.push(TranscriptEvent {
+                conversation_id: id.clone(),
+                utterance_id,
+                speaker: Speaker::from_channel(r.channel.as_deref()),
+                text,
+                is_final,
+                offset_ms,
+            });
+        }
+        for e in events {
+            self.emit(StreamEvent::Transcript(e)).await;
+        }
+        if protocol::session_ended(&body) {
+            self.end(&id).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! A Genesys Cloud simulator on loopback: both token endpoints, notification
+//! channels and subscriptions, the streaming WebSocket with heartbeats and
+//! ping/pong, the tutorial WebSocket, the push endpoint, scripted
+//! conversations ([`player`]) and fault injection ([`fault`]). It is the
+//! demo's default peer and every network test's.
+//!
+//! Start it in-process with [`spawn`], or as `agent-assist sim`, which
+//! prints `{"base_url": ..., "queue_id": ...}` once ready.
+
+pub mod api;
+pub mod fault;
+pub mod player;
+pub mod script;
+pub mod state;
+pub mod ws;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+
+pub use fault::Fault;
+pub use script::Script;
+pub use state::{PushRecord, SimStats};
+
+use player::Playback;
+use state::{Settings, Shared};
+
+/// The default queue every script without its own `queue_id` plays on.
+pub const DEFAULT_QUEUE_ID: &str = "b4a8d1f2-6c3e-4f7a-9d25-0e8c7b1a3f60";
+
+/// How to run a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// 0 picks a free port.
+    pub port: u16,
+    pub scripts: Vec<Script>,
+    pub speed: f64,
+    pub faults: Vec<Fault>,
+    pub heartbeat: Duration,
+    pub token_ttl: Duration,
+    pub channel_ttl: Duration,
+    pub queue_id: String,
+    pub concurrency: usize,
+    pub repeat: bool,
+    pub start_gap: Duration,
+    pub subscribe_grace: Duration,
+    pub credentials: Option<(String, String)>,
+}
+
+impl SimConfig {
+    /// Defaults around a set of scripts: real-time speed, 30 s heartbeats,
+    /// day-long tokens and channels, four calls at once.
+    pub fn new(scripts: Vec<Script>) -> Self {
+        Self {
+            port: 0,
+            scripts,
+            speed: 1.0,
+            faults: Vec::new(),
+            heartbeat: Duration::from_secs(30),
+            token_ttl: Duration::from_secs(86_399),
+            channel_ttl: Duration::from_secs(86_400),
+            queue_id: DEFAULT_QUEUE_ID.into(),
+            concurrency: 4,
+            repeat: false,
+            start_gap: Duration::from_secs(4),
+            subscribe_grace: Duration::from_secs(5),
+            credentials: None,
+        }
+    }
+}
+
+/// Why a simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Script(#[from] script::ScriptError),
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error("invalid simulator setting: {0}")]
+    Config(String),
+}
+
+/// A running simulator.
+pub struct SimHandle {
+    pub base_url: String,
+    pub queue_id: String,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimHandle {
+    pub fn stats(&self) -> SimStats {
+        self.shared.stats()
+    }
+
+    pub fn pushes(&self) -> Vec<PushRecord> {
+        self.shared.lock().pushes.clone()
+    }
+
+    /// Invalidates every issued token, as a revocation would: the next
+    /// call with an old token gets a 401.
+    pub fn revoke_tokens(&self) {
+        self.shared.lock().tokens.clear();
+    }
+
+    /// Stops serving and playing.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Loads every script in a directory (the `--conversations` option).
+pub fn load_scripts(dir: &std::path::Path) -> Result<Vec<Script>, SimError> {
+    Ok(script::load_dir(dir)?)
+}
+
+/// The bundled conversations directory.
+pub fn default_conversations() -> PathBuf {
+    crate::paths::bundled("assets/conversations")
+}
+
+/// Binds, starts serving and playing, and returns once ready.
+pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
+    if !(config.speed.is_finite() && config.speed > 0.0) {
+        return Err(SimError::Config(format!("speed must be a positive number, not {}", config.speed)));
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+        .await
+        .map_err(|source| SimError::Bind { port: config.port, source })?;
+    let addr = listener.local_addr().map_err(|source| SimError::Bind { port: config.port, source })?;
+    let base_url = format!("http://{addr}");
+    let settings = Settings {
+        queue_id: config.queue_id.clone(),
+        token_ttl: config.token_ttl,
+        channel_ttl: config.channel_ttl,
+        heartbeat: config.heartbeat,
+        credentials: config.credentials.clone(),
+    };
+    let shared = Arc::new(Shared::new(base_url.clone(), settings, &config.faults));
+    let app = Router::new()
+        .route("/oauth/token", post(api::token))
+        .route("/api/v2/notifications/channels", post(api::create_channel))
+        .route("/api/v2/notifications/channels/{id}", get(api::channel_exists))
+        .route(
+            "/api/v2/notifications/channels/{id}/subscriptions",
+            get(api::subscriptions)
+                .post(api::subscriptions)
+                .put(api::subscriptions)
+                .delete(api::subscriptions),
+        )
+        .route("/channels/{id}", get(ws::channel_socket))
+        .route("/api/v2/interactions/events/websocket", get(ws::tutorial_socket))
+        .route("/api/v2/agent-assist/interactions/{conversation_id}/results", post(api::push))
+        .route("/sim/pushes", get(api::pushes))
+        .route("/sim/stats", get(api::stats))
+        .with_state(shared.clone());
+    let cancel = CancellationToken::new();
+    let playback = Playback {
+        scripts: config.scripts,
+        speed: config.speed,
+        concurrency: config.concurrency,
+        repeat: config.repeat,
+        start_gap: config.start_gap,
+        subscribe_grace: config.subscribe_grace,
+    };
+    let (stop, director_sim, closer) = (cancel.clone(), shared.clone(), shared.clone());
+    let task = tokio::spawn(async move {
+        // Graceful shutdown waits for open connections, so close the
+        // sockets (they would otherwise live forever) when asked to stop.
+        let shutdown = async move {
+            stop.cancelled().await;
+            closer.close_all();
+        };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+        let director = player::direct(director_sim, playback);
+        tokio::select! {
+            r = serve.into_future() => if let Err(e) = r { tracing::error!(error = %e, "simulator server failed") },
+            () = async { director.await; std::future::pending::<()>().await } => {}
+        }
+    });
+    tracing::info!(%base_url, "simulator listening");
+    Ok(SimHandle { base_url, queue_id: config.queue_id, shared, cancel, task })
+}

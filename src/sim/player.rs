@@ -1,0 +1,182 @@
+//! Plays scripted conversations: announces each on its queue topic, waits
+//! for its transcription topic to be subscribed (or a grace period), then
+//! sends its utterances on the script's clock, compressed by `speed`, in
+//! both dialects at once, and ends it. Several play at once.
+//!
+//! Nothing starts until some client listens, and a conversation's clock
+//! starts at subscription, so a client loses nothing to set-up latency.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::script::Script;
+use super::state::Shared;
+use crate::net::protocol::transcription_topic;
+
+/// How conversations are scheduled.
+#[derive(Debug, Clone)]
+pub struct Playback {
+    pub scripts: Vec<Script>,
+    /// Time compression: 2.0 plays a call in half its scripted time.
+    pub speed: f64,
+    /// Conversations playing at once.
+    pub concurrency: usize,
+    /// Start the scripts over (with fresh ids) when all have played.
+    pub repeat: bool,
+    /// Scripted-time gap between conversation starts.
+    pub start_gap: Duration,
+    /// Longest wait for a conversation's transcription subscription.
+    pub subscribe_grace: Duration,
+}
+
+/// Waits until `cond` holds, re-checking whenever the simulator's
+/// subscriptions change; false on timeout.
+pub async fn wait_until(sim: &Shared, timeout: Duration, cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let changed = sim.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if cond() {
+            return true;
+        }
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            return cond();
+        }
+    }
+}
+
+/// Runs the schedule until every script has played (forever with `repeat`).
+pub async fn direct(sim: Arc<Shared>, playback: Playback) {
+    while !wait_until(&sim, Duration::from_secs(3600), || sim.has_listener()).await {}
+    let slots = Arc::new(Semaphore::new(playback.concurrency.max(1)));
+    let gap = playback.start_gap.div_f64(playback.speed);
+    let mut round = 0u32;
+    loop {
+        for script in &playback.scripts {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let id = if round == 0 { script.id.clone() } else { format!("{}-r{round}", script.id) };
+            let (sim, script, pb) = (sim.clone(), script.clone(), playback.clone());
+            tokio::spawn(async move {
+                play(&sim, &script, &id, &pb).await;
+                drop(permit);
+            });
+            tokio::time::sleep(gap).await;
+        }
+        if !playback.repeat {
+            // Wait for the last conversations to finish.
+            let _ = slots.acquire_many(u32::try_from(playback.concurrency.max(1)).unwrap_or(1)).await;
+            return;
+        }
+        round += 1;
+    }
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+fn epoch_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
+}
+
+fn conversation_event(id: &str, queue: &str, ended: bool) -> Value {
+    let t = now_rfc3339();
+    let end = |v: Value| if ended { v } else { Value::Null };
+    let mut parts = json!([
+        {"id": format!("{id}-c"), "purpose": "customer", "connectedTime": t, "endTime": end(json!(t))},
+        {"id": format!("{id}-q"), "purpose": "acd", "queueId": queue, "connectedTime": t, "endTime": t},
+        {"id": format!("{id}-a"), "purpose": "agent", "userId": "sim-agent", "queueId": queue,
+         "connectedTime": t, "endTime": end(json!(t))}
+    ]);
+    // Genesys omits absent times rather than sending null.
+    for p in parts.as_array_mut().into_iter().flatten() {
+        if let Some(o) = p.as_object_mut() {
+            o.retain(|_, v| !v.is_null());
+        }
+    }
+    json!({ "id": id, "participants": parts })
+}
+
+fn envelope(topic: &str, body: Value) -> String {
+    json!({ "topicName": topic, "version": "2", "eventBody": body,
+            "metadata": { "CorrelationId": uuid::Uuid::new_v4().to_string() } })
+    .to_string()
+}
+
+/// Plays one conversation from announcement to end.
+pub async fn play(sim: &Shared, script: &Script, id: &str, pb: &Playback) {
+    let queue = script.queue_id.clone().unwrap_or_else(|| sim.settings.queue_id.clone());
+    let queue_topic = format!("v2.routing.queues.{queue}.conversations");
+    let topic = transcription_topic(id);
+    Shared::bump(&sim.counters.conversations_started);
+    // Announce, and announce again each second until the transcription topic
+    // is subscribed (a client may have been reconnecting) or the grace ends.
+    let give_up = Instant::now() + pb.subscribe_grace;
+    let announce = envelope(&queue_topic, conversation_event(id, &queue, false));
+    loop {
+        sim.publish(&queue_topic, &announce);
+        let wait = give_up.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
+        if wait_until(sim, wait, || sim.subscribed(&topic) || sim.has_tutorial_listener()).await
+            || Instant::now() >= give_up
+        {
+            break;
+        }
+    }
+
+    let t0 = Instant::now();
+    let session_start = epoch_ms();
+    let at = |ms: u64| t0 + Duration::from_millis(ms).div_f64(pb.speed);
+    let mut cumulative = String::new();
+    for u in &script.utterances {
+        tokio::time::sleep_until(at(u.at_ms)).await;
+        let text = u.text.replace(['\n', '\r'], " ");
+        let words = text.split_whitespace().count() as u64;
+        let offset = i64::try_from(u.at_ms).unwrap_or(i64::MAX);
+        let body = json!({
+            "eventTime": now_rfc3339(), "conversationId": id, "communicationId": format!("{id}-comm"),
+            "sessionStartTimeMs": session_start, "transcriptionStartTimeMs": session_start,
+            "transcripts": [{
+                "utteranceId": uuid::Uuid::new_v4().to_string(), "isFinal": true, "channel": u.channel,
+                "alternatives": [{ "confidence": 0.92, "offsetMs": offset, "durationMs": words * 320,
+                                   "transcript": text, "decoratedTranscript": text }],
+                "engineProvider": "GENESYS", "engineId": "r2d2", "dialect": "en-US",
+                "agentAssistEnabled": false, "voiceTranscriptionEnabled": true }],
+            "status": { "offsetMs": offset, "status": "SESSION_ONGOING" }
+        });
+        sim.publish(&topic, &envelope(&topic, body));
+        let label = if u.channel == "INTERNAL" { "Agent" } else { "Customer" };
+        cumulative.push_str(&format!("{label}: {text}\n"));
+        let tutorial =
+            json!({ "type": "interaction:transcript", "data": { "id": id, "transcript": cumulative } });
+        sim.publish_tutorial(&tutorial.to_string());
+        Shared::bump(&sim.counters.utterances_sent);
+    }
+    for f in &script.frames {
+        tokio::time::sleep_until(at(f.at_ms)).await;
+        let raw = f.frame.to_string();
+        match (f.frame.get("topicName").and_then(Value::as_str), f.frame.get("type")) {
+            (Some(t), _) => {
+                sim.publish(t, &raw);
+            }
+            (None, Some(_)) => {
+                sim.publish_tutorial(&raw);
+            }
+            (None, None) => sim.publish_all(&raw),
+        }
+    }
+    let end_offset = i64::try_from(script.duration_ms()).unwrap_or(i64::MAX);
+    let ended = json!({ "eventTime": now_rfc3339(), "conversationId": id,
+                        "status": { "offsetMs": end_offset, "status": "SESSION_ENDED" } });
+    sim.publish(&topic, &envelope(&topic, ended));
+    sim.publish(&queue_topic, &envelope(&queue_topic, conversation_event(id, &queue, true)));
+    Shared::bump(&sim.counters.conversations_ended);
+}

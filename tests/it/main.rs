@@ -1,0 +1,13 @@
+//! The one integration-test binary (one link of FAISS and ONNX Runtime for
+//! all of them). Tests here use the real model, real FAISS and real sockets
+//! on loopback; `scripts/setup.sh` installs the model first.
+
+// Test helpers may unwrap: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod kb;
+mod kb_cli;
+mod net_push;
+mod net_stream;
