@@ -147,3 +147,18 @@ impl PushOutcome {
         self.error.is_none()
     }
 }
+
+/// One article matched by a search, with its best chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    pub article_id: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Cosine similarity of the best chunk, in -1..=1.
+    pub score: f32,
+    /// Which chunk of the article matched best.
+    pub chunk: u32,
+    /// That chunk's text (without the title prefix).
+    pub text: String,
+}

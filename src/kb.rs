@@ -20,8 +20,6 @@ pub mod store;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 pub use embed::{FastEmbedder, ModelSpec};
 pub use index::{HnswParams, IndexKind};
 pub use store::{BuildOutcome, BuildReport, KbOptions, KnowledgeBase, Retriever};
@@ -117,17 +115,4 @@ pub trait VectorIndex: Send {
     fn save(&self, path: &Path) -> Result<(), KbError>;
 }
 
-/// One article matched by a search, with its best chunk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hit {
-    pub article_id: String,
-    pub title: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// Cosine similarity of the best chunk, in -1..=1.
-    pub score: f32,
-    /// Which chunk of the article matched best.
-    pub chunk: u32,
-    /// That chunk's text (without the title prefix).
-    pub text: String,
-}
+pub use crate::domain::Hit;

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod domain;
+pub mod engine;
 pub mod kb;
 pub mod logging;
 pub mod net;

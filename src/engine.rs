@@ -1,0 +1,554 @@
+//! The assist engine: a pure state machine from transcript events, search
+//! results, push outcomes and operator commands to effects.
+//!
+//! `Engine::handle(msg, now) -> Vec<Effect>` is the only way state changes.
+//! Time and ids come in as data, so every transition is a plain unit test;
+//! this module imports no runtime, UI, network or ML crate (a test guards
+//! that). It owns the conversations ([`conversation`]), the suggestion state
+//! machine ([`suggestion`]), the policy ([`policy`]) and the metrics
+//! ([`metrics`]); operator commands live in [`operator`].
+
+pub mod conversation;
+pub mod metrics;
+pub mod msg;
+mod operator;
+pub mod policy;
+pub mod suggestion;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+pub use conversation::Conversation;
+pub use metrics::{Metrics, Stage, Summary};
+pub use msg::{
+    Action, Actor, ArticleRef, Command, Effect, Msg, Record, RequestId, ScoredArticle, SearchTiming,
+};
+pub use policy::{Knob, Mode, Policy};
+pub use suggestion::{Origin, Suggestion, SuggestionState};
+
+use crate::domain::{ConnectionState, Hit, PushItem, PushOutcome, PushRequest, StreamEvent};
+
+/// Entries kept in the push log and the notice list.
+const PUSH_LOG: usize = 200;
+const NOTICES: usize = 50;
+/// How far back "candidates in the last N minutes" looks.
+pub const CANDIDATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// One line of the push log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushLogEntry {
+    pub at: Instant,
+    pub suggestion_id: String,
+    pub conversation_id: String,
+    pub article_id: String,
+    pub title: String,
+    pub by: Actor,
+    pub status: PushStatus,
+}
+
+/// Where a push stands, for the log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushStatus {
+    Sending,
+    Retrying { attempt: u32, reason: String },
+    Pushed { status: Option<u16>, attempts: u32, latency_ms: u64 },
+    Failed { error: String, attempts: u32 },
+}
+
+/// A message for the operator (a refused command, a failed search).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub at: Instant,
+    pub text: String,
+}
+
+/// The engine. See the module docs.
+#[derive(Debug)]
+pub struct Engine {
+    policy: Policy,
+    run_id: String,
+    conversations: BTreeMap<String, Conversation>,
+    next_request: RequestId,
+    next_suggestion: u64,
+    paused_all: bool,
+    connection: ConnectionState,
+    last_heartbeat: Option<Instant>,
+    token_expires: Option<Instant>,
+    metrics: Metrics,
+    push_log: VecDeque<PushLogEntry>,
+    notices: VecDeque<Notice>,
+    /// Scores of recent matches, for "how many would pass this threshold".
+    recent_scores: VecDeque<(Instant, f32)>,
+    /// Suggestion id → conversation id, for pushes in flight.
+    sending: HashMap<String, String>,
+}
+
+impl Engine {
+    /// A new engine; `run_id` prefixes suggestion ids so they stay unique
+    /// across runs (they are the push's idempotency key).
+    pub fn new(policy: Policy, run_id: &str) -> Self {
+        Self {
+            policy,
+            run_id: run_id.to_string(),
+            conversations: BTreeMap::new(),
+            next_request: 0,
+            next_suggestion: 0,
+            paused_all: false,
+            connection: ConnectionState::Connecting,
+            last_heartbeat: None,
+            token_expires: None,
+            metrics: Metrics::default(),
+            push_log: VecDeque::new(),
+            notices: VecDeque::new(),
+            recent_scores: VecDeque::new(),
+            sending: HashMap::new(),
+        }
+    }
+
+    /// Applies one message at time `now` and returns what to do.
+    pub fn handle(&mut self, msg: Msg, now: Instant) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match msg {
+            Msg::Stream(ev) => self.on_stream(ev, now, &mut fx),
+            Msg::SearchDone { request, conversation_id, hits, timing } => {
+                self.on_search_done(request, &conversation_id, hits, timing, now, &mut fx);
+            }
+            Msg::SearchFailed { request, conversation_id, error } => {
+                if let Some(c) = self.conversations.get_mut(&conversation_id)
+                    && c.inflight.is_some_and(|(r, _)| r == request)
+                {
+                    c.inflight = None;
+                }
+                self.metrics.search_errors += 1;
+                self.notice(now, format!("search failed for {conversation_id}: {error}"));
+            }
+            Msg::PushAttempted(a) => self.on_push_attempt(a, &mut fx),
+            Msg::PushDone(o) => self.on_push_done(o, now, &mut fx),
+            Msg::Command(c) => self.on_command(c, now, &mut fx),
+            Msg::Tick => self.on_tick(now, &mut fx),
+        }
+        self.fire_due_searches(now, &mut fx);
+        fx
+    }
+
+    fn on_stream(&mut self, ev: StreamEvent, now: Instant, fx: &mut Vec<Effect>) {
+        match ev {
+            StreamEvent::Connection(state) => {
+                self.connection = state.clone();
+                fx.push(Effect::Record(Record::Connection(state)));
+            }
+            StreamEvent::Heartbeat => self.last_heartbeat = Some(now),
+            StreamEvent::TokenRefreshed { expires_in_s } => {
+                self.token_expires = now.checked_add(Duration::from_secs(expires_in_s));
+            }
+            StreamEvent::Discarded { .. } => self.metrics.discarded_frames += 1,
+            StreamEvent::ConversationStarted { conversation_id, queue_id } => {
+                if !self.conversations.contains_key(&conversation_id) {
+                    let c = Conversation::new(&conversation_id, queue_id.clone(), now);
+                    self.conversations.insert(conversation_id.clone(), c);
+                    fx.push(Effect::Record(Record::ConversationStarted { conversation_id, queue_id }));
+                }
+            }
+            StreamEvent::ConversationEnded { conversation_id } => self.end(&conversation_id, now, fx),
+            StreamEvent::Transcript(t) => {
+                if !self.conversations.contains_key(&t.conversation_id) {
+                    // Transcripts can arrive before (or without) a start event.
+                    let c = Conversation::new(&t.conversation_id, None, now);
+                    self.conversations.insert(t.conversation_id.clone(), c);
+                    fx.push(Effect::Record(Record::ConversationStarted {
+                        conversation_id: t.conversation_id.clone(),
+                        queue_id: None,
+                    }));
+                }
+                let policy = &self.policy;
+                let paused_all = self.paused_all;
+                let Some(c) = self.conversations.get_mut(&t.conversation_id).filter(|c| c.ended_at.is_none())
+                else {
+                    return;
+                };
+                c.upsert(&t, now);
+                if t.is_final {
+                    self.metrics.utterances += 1;
+                }
+                if c.refresh_window(policy)
+                    && c.effective_mode(policy.mode) != Mode::Off
+                    && !c.paused
+                    && !paused_all
+                {
+                    schedule_search(c, policy.debounce, now);
+                }
+                fx.push(Effect::Record(Record::Transcript {
+                    conversation_id: t.conversation_id,
+                    utterance_id: t.utterance_id,
+                    speaker: t.speaker,
+                    text: t.text,
+                    is_final: t.is_final,
+                }));
+            }
+        }
+    }
+
+    fn end(&mut self, id: &str, now: Instant, fx: &mut Vec<Effect>) {
+        let Some(c) = self.conversations.get_mut(id).filter(|c| c.ended_at.is_none()) else { return };
+        c.ended_at = Some(now);
+        c.search_due = None;
+        c.burst_started = None;
+        for s in c.suggestions.iter_mut().filter(|s| s.state.is_open()) {
+            s.set(SuggestionState::Superseded, now);
+        }
+        fx.push(Effect::Record(Record::ConversationEnded { conversation_id: id.to_string() }));
+    }
+
+    /// Emits the searches whose debounce has run out.
+    fn fire_due_searches(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+        let k = self.policy.top_k;
+        for c in self.conversations.values_mut() {
+            if c.search_due.is_none_or(|due| due > now) || c.window_text.is_empty() {
+                continue;
+            }
+            c.search_due = None;
+            c.burst_started = None;
+            self.next_request += 1;
+            c.inflight = Some((self.next_request, c.window_seq));
+            c.searches += 1;
+            self.metrics.searches += 1;
+            fx.push(Effect::Search {
+                request: self.next_request,
+                conversation_id: c.id.clone(),
+                query: c.window_text.clone(),
+                k,
+            });
+        }
+    }
+
+    fn on_search_done(
+        &mut self,
+        request: RequestId,
+        id: &str,
+        hits: Vec<Hit>,
+        timing: SearchTiming,
+        now: Instant,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(c) = self.conversations.get_mut(id) else { return };
+        let current = c.inflight == Some((request, c.window_seq)) && c.ended_at.is_none();
+        if c.inflight.is_some_and(|(r, _)| r == request) {
+            c.inflight = None;
+        }
+        if !current {
+            // The window moved on (or the call ended) while this ran.
+            self.metrics.stale_results += 1;
+            return;
+        }
+        if let Some(at) = c.window_event_at {
+            self.metrics.record(Stage::EventToSearch, at, timing.started);
+        }
+        self.metrics.record(Stage::Search, timing.started, timing.finished);
+        for h in &hits {
+            self.recent_scores.push_back((now, h.score));
+        }
+        while self.recent_scores.front().is_some_and(|(t, _)| now.duration_since(*t) > CANDIDATE_WINDOW)
+            || self.recent_scores.len() > 10_000
+        {
+            self.recent_scores.pop_front();
+        }
+        fx.push(Effect::Record(Record::Search {
+            conversation_id: id.to_string(),
+            request,
+            query: c.window_text.clone(),
+            results: hits
+                .iter()
+                .map(|h| ScoredArticle { article_id: h.article_id.clone(), score: h.score })
+                .collect(),
+        }));
+        c.matches_query = c.window_text.clone();
+        c.matches = hits;
+        self.apply_matches(id, timing.finished, now, fx);
+    }
+
+    /// Turns a conversation's latest matches into suggestions, supersedes
+    /// the ones no longer matched, and sends what auto mode allows.
+    fn apply_matches(&mut self, id: &str, matched_at: Instant, now: Instant, fx: &mut Vec<Effect>) {
+        let policy = self.policy.clone();
+        let Some(c) = self.conversations.get_mut(id) else { return };
+        let mut listed = Vec::new();
+        for h in c.matches.clone().iter().filter(|h| h.score >= policy.show) {
+            listed.push(h.article_id.clone());
+            if let Some(s) =
+                c.suggestions.iter_mut().find(|s| s.article_id == h.article_id && s.state.is_open())
+            {
+                s.score = h.score;
+                if s.original.is_none() {
+                    s.content.clone_from(&h.text);
+                }
+                s.event_at = c.window_event_at;
+                s.classify(policy.push, now);
+                continue;
+            }
+            let busy = c
+                .suggestions
+                .iter()
+                .any(|s| s.article_id == h.article_id && s.state == SuggestionState::Sending);
+            if busy || c.in_cooldown(&h.article_id, policy.cooldown, now) {
+                continue;
+            }
+            self.next_suggestion += 1;
+            let sid = format!("{}-{}", self.run_id, self.next_suggestion);
+            let mut s = Suggestion::new(sid, id, &h.article_id, &h.title, &h.text, h.score, now);
+            s.event_at = c.window_event_at;
+            s.classify(policy.push, now);
+            self.metrics.suggestions += 1;
+            fx.push(Effect::Record(Record::Suggestion {
+                suggestion_id: s.id.clone(),
+                conversation_id: id.to_string(),
+                article_id: s.article_id.clone(),
+                title: s.title.clone(),
+                score: s.score,
+                state: s.state.name().to_string(),
+            }));
+            c.suggestions.push(s);
+        }
+        for s in c.suggestions.iter_mut().filter(|s| s.state.is_open() && s.origin == Origin::Search) {
+            if !listed.contains(&s.article_id) {
+                s.set(SuggestionState::Superseded, now);
+            }
+        }
+        c.trim_suggestions();
+        self.auto_send(id, Some(matched_at), now, fx);
+    }
+
+    /// In auto mode, sends queued suggestions at or above `auto`, best
+    /// first, within the per-minute cap.
+    fn auto_send(&mut self, id: &str, matched_at: Option<Instant>, now: Instant, fx: &mut Vec<Effect>) {
+        let (auto, cap, global, paused_all) =
+            (self.policy.auto, self.policy.max_pushes_per_minute, self.policy.mode, self.paused_all);
+        let Some(c) = self.conversations.get_mut(id) else { return };
+        if c.effective_mode(global) != Mode::Auto || c.paused || paused_all || c.ended_at.is_some() {
+            return;
+        }
+        let mut ready: Vec<usize> = (0..c.suggestions.len())
+            .filter(|&i| c.suggestions[i].state == SuggestionState::Queued && c.suggestions[i].score >= auto)
+            .collect();
+        ready.sort_by(|&a, &b| c.suggestions[b].score.total_cmp(&c.suggestions[a].score));
+        let mut chosen = Vec::new();
+        for i in ready {
+            if c.auto_sends_last_minute(now) >= cap as usize {
+                break;
+            }
+            c.auto_sends.push_back(now);
+            chosen.push(c.suggestions[i].id.clone());
+        }
+        for sid in chosen {
+            if let Some(at) = matched_at {
+                self.metrics.record(Stage::Decide, at, now);
+            }
+            self.send(id, &sid, Actor::Auto, Action::Send, now, fx);
+        }
+    }
+
+    /// Hands a suggestion to the push client.
+    fn send(&mut self, id: &str, sid: &str, by: Actor, action: Action, now: Instant, fx: &mut Vec<Effect>) {
+        let Some(c) = self.conversations.get_mut(id) else { return };
+        let Some(s) = c.suggestions.iter_mut().find(|s| s.id == sid) else { return };
+        s.set(SuggestionState::Sending, now);
+        s.sent_at = Some(now);
+        s.attempts = 0;
+        s.retry_note = None;
+        let edited = action == Action::SendEdited;
+        fx.push(Effect::Record(Record::Decision {
+            suggestion_id: s.id.clone(),
+            conversation_id: id.to_string(),
+            article_id: s.article_id.clone(),
+            action,
+            by,
+            original: if edited { s.original.clone() } else { None },
+            edited: if edited { Some(s.content.clone()) } else { None },
+        }));
+        fx.push(Effect::Push(PushRequest {
+            suggestion_id: s.id.clone(),
+            conversation_id: id.to_string(),
+            items: vec![PushItem {
+                article_id: s.article_id.clone(),
+                title: s.title.clone(),
+                content: s.content.clone(),
+                score: s.score,
+            }],
+        }));
+        c.pushed.insert(s.article_id.clone(), now);
+        self.push_log.push_back(PushLogEntry {
+            at: now,
+            suggestion_id: s.id.clone(),
+            conversation_id: id.to_string(),
+            article_id: s.article_id.clone(),
+            title: s.title.clone(),
+            by,
+            status: PushStatus::Sending,
+        });
+        if self.push_log.len() > PUSH_LOG {
+            self.push_log.pop_front();
+        }
+        self.sending.insert(sid.to_string(), id.to_string());
+    }
+
+    fn on_push_attempt(&mut self, a: crate::domain::PushAttempt, fx: &mut Vec<Effect>) {
+        if let Some(s) = self.sending_suggestion(&a.suggestion_id) {
+            s.attempts = a.attempt;
+            s.retry_note = Some(a.reason.clone());
+        }
+        if let Some(e) = self.push_log.iter_mut().rev().find(|e| e.suggestion_id == a.suggestion_id) {
+            e.status = PushStatus::Retrying { attempt: a.attempt, reason: a.reason.clone() };
+        }
+        fx.push(Effect::Record(Record::PushAttempt(a)));
+    }
+
+    fn sending_suggestion(&mut self, sid: &str) -> Option<&mut Suggestion> {
+        let cid = self.sending.get(sid)?;
+        self.conversations.get_mut(cid)?.suggestion_mut(sid)
+    }
+
+    fn on_push_done(&mut self, o: PushOutcome, now: Instant, fx: &mut Vec<Effect>) {
+        let cid = self.sending.remove(&o.suggestion_id);
+        let cooldown_article = {
+            let Some(c) = cid.as_ref().and_then(|id| self.conversations.get_mut(id)) else { return };
+            let Some(s) = c.suggestion_mut(&o.suggestion_id) else { return };
+            s.attempts = o.attempts;
+            s.retry_note = None;
+            let (sent_at, event_at, article) = (s.sent_at, s.event_at, s.article_id.clone());
+            match &o.error {
+                None => s.set(SuggestionState::Pushed, now),
+                Some(e) => s.set(SuggestionState::Failed(e.clone()), now),
+            }
+            if let Some(at) = sent_at {
+                self.metrics.record(Stage::Push, at, now);
+            }
+            let by_auto = self
+                .push_log
+                .iter()
+                .rev()
+                .find(|e| e.suggestion_id == o.suggestion_id)
+                .is_some_and(|e| e.by == Actor::Auto);
+            if o.ok()
+                && by_auto
+                && let Some(at) = event_at
+            {
+                self.metrics.record(Stage::EndToEnd, at, now);
+            }
+            fx.push(Effect::Record(Record::Push {
+                suggestion_id: o.suggestion_id.clone(),
+                conversation_id: o.conversation_id.clone(),
+                article_id: article.clone(),
+                ok: o.ok(),
+                status: o.status,
+                attempts: o.attempts,
+                latency_ms: o.latency_ms,
+                error: o.error.clone(),
+            }));
+            article
+        };
+        if o.ok() {
+            self.metrics.pushes_ok += 1;
+        } else {
+            self.metrics.pushes_failed += 1;
+            // A failed push does not start a cooldown: it may be suggested again.
+            if let Some(c) = cid.as_ref().and_then(|id| self.conversations.get_mut(id)) {
+                c.pushed.remove(&cooldown_article);
+            }
+            self.notice(
+                now,
+                format!("push of {cooldown_article} failed: {}", o.error.clone().unwrap_or_default()),
+            );
+        }
+        if let Some(e) = self.push_log.iter_mut().rev().find(|e| e.suggestion_id == o.suggestion_id) {
+            e.status = match o.error {
+                None => {
+                    PushStatus::Pushed { status: o.status, attempts: o.attempts, latency_ms: o.latency_ms }
+                }
+                Some(error) => PushStatus::Failed { error, attempts: o.attempts },
+            };
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant, fx: &mut Vec<Effect>) {
+        let idle = self.policy.idle_timeout;
+        let quiet: Vec<String> = self
+            .conversations
+            .values()
+            .filter(|c| c.ended_at.is_none() && now.duration_since(c.last_activity) >= idle)
+            .map(|c| c.id.clone())
+            .collect();
+        for id in quiet {
+            self.end(&id, now, fx);
+        }
+        let grace = self.policy.ended_grace;
+        let sending = &self.sending;
+        self.conversations.retain(|id, c| {
+            let expired = c.ended_at.is_some_and(|t| now.duration_since(t) >= grace);
+            // Keep a conversation while one of its pushes is still in flight.
+            !expired || sending.values().any(|cid| cid == id)
+        });
+    }
+
+    fn notice(&mut self, now: Instant, text: String) {
+        self.notices.push_back(Notice { at: now, text });
+        if self.notices.len() > NOTICES {
+            self.notices.pop_front();
+        }
+    }
+
+    // ---- read-only accessors for the view and the runtime ----------------
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    pub fn conversations(&self) -> impl Iterator<Item = &Conversation> {
+        self.conversations.values()
+    }
+    pub fn conversation(&self, id: &str) -> Option<&Conversation> {
+        self.conversations.get(id)
+    }
+    pub fn connection(&self) -> &ConnectionState {
+        &self.connection
+    }
+    pub fn last_heartbeat(&self) -> Option<Instant> {
+        self.last_heartbeat
+    }
+    pub fn token_expires(&self) -> Option<Instant> {
+        self.token_expires
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    pub fn push_log(&self) -> &VecDeque<PushLogEntry> {
+        &self.push_log
+    }
+    pub fn notices(&self) -> &VecDeque<Notice> {
+        &self.notices
+    }
+    pub fn paused_all(&self) -> bool {
+        self.paused_all
+    }
+    pub fn pushes_in_flight(&self) -> usize {
+        self.sending.len()
+    }
+
+    /// Of the matches in the last [`CANDIDATE_WINDOW`], how many score at or
+    /// above `threshold`, and how many there were.
+    pub fn would_pass(&self, threshold: f32) -> (usize, usize) {
+        let pass = self.recent_scores.iter().filter(|(_, s)| *s >= threshold).count();
+        (pass, self.recent_scores.len())
+    }
+
+    /// When the next debounced search is due, for the runtime's timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.conversations.values().filter_map(|c| c.search_due).min()
+    }
+}
+
+/// Debounce: each event pushes the search back by `debounce`, but a
+/// continuous burst waits at most twice that before searching.
+fn schedule_search(c: &mut Conversation, debounce: Duration, now: Instant) {
+    let burst = *c.burst_started.get_or_insert(now);
+    c.search_due = Some((now + debounce).min(burst + debounce * 2));
+}

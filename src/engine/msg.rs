@@ -1,0 +1,195 @@
+//! The engine's three vocabularies: [`Msg`] (facts it is told), [`Command`]
+//! (what the operator asked for) and [`Effect`] (what it asks the runtime to
+//! do). [`Record`] is the audit log's and the headless console's line.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::{Knob, Mode};
+use crate::domain::{ConnectionState, Hit, PushAttempt, PushOutcome, PushRequest, Speaker, StreamEvent};
+
+/// Identifies a search request; results for any other id are stale.
+pub type RequestId = u64;
+
+/// Something that happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// From the transcript stream.
+    Stream(StreamEvent),
+    /// The knowledge base answered a search.
+    SearchDone { request: RequestId, conversation_id: String, hits: Vec<Hit>, timing: SearchTiming },
+    /// The knowledge base could not answer a search.
+    SearchFailed { request: RequestId, conversation_id: String, error: String },
+    /// One attempt of a push failed and will be retried.
+    PushAttempted(PushAttempt),
+    /// A push finished, one way or the other.
+    PushDone(PushOutcome),
+    /// The operator asked for something.
+    Command(Command),
+    /// Time passed: timers may be due.
+    Tick,
+}
+
+/// When the knowledge-base worker started and finished a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchTiming {
+    pub started: Instant,
+    pub finished: Instant,
+}
+
+/// An article chosen by the operator to push by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArticleRef {
+    pub id: String,
+    pub title: String,
+    pub content: String,
+}
+
+/// Operator intents, each about a conversation or a suggestion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Send one listed suggestion.
+    Approve {
+        suggestion: String,
+    },
+    /// Send every suggestion of a conversation that is at or above `push`.
+    ApproveAll {
+        conversation: String,
+    },
+    /// Send a suggestion with edited text in place of its content.
+    Edit {
+        suggestion: String,
+        text: String,
+    },
+    Reject {
+        suggestion: String,
+    },
+    /// Send a failed suggestion again.
+    Retry {
+        suggestion: String,
+    },
+    /// Push any article to a conversation, regardless of cooldown.
+    PushArticle {
+        conversation: String,
+        article: ArticleRef,
+    },
+    /// Set the mode of one conversation, or the global mode.
+    SetMode {
+        conversation: Option<String>,
+        mode: Mode,
+    },
+    /// Pause (or resume) one conversation, or everything.
+    SetPaused {
+        conversation: Option<String>,
+        paused: bool,
+    },
+    /// Move a knob by some steps.
+    Adjust {
+        knob: Knob,
+        steps: i32,
+    },
+}
+
+/// What the engine asks the runtime to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Search {
+        request: RequestId,
+        conversation_id: String,
+        query: String,
+        k: usize,
+    },
+    Push(PushRequest),
+    /// Append to the audit log (and print, in headless mode).
+    Record(Record),
+}
+
+/// Who decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Actor {
+    Auto,
+    Operator,
+}
+
+/// A decision on a suggestion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Send,
+    SendEdited,
+    Reject,
+    Retry,
+    ManualPush,
+}
+
+/// One line of the audit log / headless output. Tagged by `event`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Record {
+    Transcript {
+        conversation_id: String,
+        utterance_id: String,
+        speaker: Speaker,
+        text: String,
+        is_final: bool,
+    },
+    ConversationStarted {
+        conversation_id: String,
+        queue_id: Option<String>,
+    },
+    ConversationEnded {
+        conversation_id: String,
+    },
+    Search {
+        conversation_id: String,
+        request: RequestId,
+        query: String,
+        results: Vec<ScoredArticle>,
+    },
+    Suggestion {
+        suggestion_id: String,
+        conversation_id: String,
+        article_id: String,
+        title: String,
+        score: f32,
+        state: String,
+    },
+    Decision {
+        suggestion_id: String,
+        conversation_id: String,
+        article_id: String,
+        action: Action,
+        by: Actor,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        original: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        edited: Option<String>,
+    },
+    PushAttempt(PushAttempt),
+    Push {
+        suggestion_id: String,
+        conversation_id: String,
+        article_id: String,
+        ok: bool,
+        status: Option<u16>,
+        attempts: u32,
+        latency_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    Connection(ConnectionState),
+    Setting {
+        knob: String,
+        value: String,
+    },
+}
+
+/// An article id with its score, for search records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredArticle {
+    pub article_id: String,
+    pub score: f32,
+}

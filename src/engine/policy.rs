@@ -1,0 +1,191 @@
+//! The engine's live-tunable policy: thresholds, `top_k`, the query window,
+//! debounce, anti-spam limits and modes. Every knob has bounds, so a key held
+//! down or a bad config value can never push it somewhere meaningless.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What the assistant does for a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Suggestions above `push` wait for the operator.
+    #[default]
+    Manual,
+    /// Suggestions above `auto` are sent at once; the rest wait.
+    Auto,
+    /// No searches, no suggestions.
+    Off,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Auto => "auto",
+            Self::Off => "off",
+        }
+    }
+
+    /// manual → auto → off → manual.
+    pub fn next(self) -> Self {
+        match self {
+            Self::Manual => Self::Auto,
+            Self::Auto => Self::Off,
+            Self::Off => Self::Manual,
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "manual" => Ok(Self::Manual),
+            "auto" => Ok(Self::Auto),
+            "off" => Ok(Self::Off),
+            other => Err(format!("unknown mode `{other}` (expected manual, auto or off)")),
+        }
+    }
+}
+
+/// A tunable setting, for live adjustment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Knob {
+    Show,
+    Push,
+    Auto,
+    TopK,
+    Window,
+    DebounceMs,
+}
+
+/// The engine's policy. Defaults suit the sample KB and MiniLM's score range
+/// (related passages score about 0.45–0.75, unrelated ones below 0.35).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Lowest score listed in the console.
+    pub show: f32,
+    /// Lowest score eligible to send.
+    pub push: f32,
+    /// Lowest score sent without the operator in auto mode.
+    pub auto: f32,
+    pub top_k: usize,
+    /// Final customer utterances in the query.
+    pub window: usize,
+    /// Words kept in the query at most (MiniLM sees about 256 word pieces).
+    pub window_max_words: usize,
+    /// Put the agent's speech in the query too.
+    pub include_agent: bool,
+    #[serde(with = "millis")]
+    pub debounce: Duration,
+    /// An article pushed to a conversation is not suggested again this soon.
+    #[serde(with = "millis")]
+    pub cooldown: Duration,
+    /// Automatic pushes per conversation per minute, at most.
+    pub max_pushes_per_minute: u32,
+    /// How long an ended conversation stays on screen.
+    #[serde(with = "millis")]
+    pub ended_grace: Duration,
+    /// A conversation silent this long is treated as ended.
+    #[serde(with = "millis")]
+    pub idle_timeout: Duration,
+    pub mode: Mode,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            show: 0.35,
+            push: 0.45,
+            auto: 0.55,
+            top_k: 3,
+            window: 2,
+            window_max_words: 180,
+            include_agent: false,
+            debounce: Duration::from_millis(500),
+            cooldown: Duration::from_secs(600),
+            max_pushes_per_minute: 3,
+            ended_grace: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30 * 60),
+            mode: Mode::Manual,
+        }
+    }
+}
+
+/// Durations as integer milliseconds in config files.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Steps and bounds for live adjustment.
+const SCORE_STEP: f32 = 0.01;
+const MAX_TOP_K: usize = 20;
+const MAX_WINDOW: usize = 10;
+const DEBOUNCE_STEP_MS: u64 = 100;
+const MAX_DEBOUNCE_MS: u64 = 10_000;
+
+impl Policy {
+    /// Checks the policy is usable; names the first bad setting.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [("show", self.show), ("push", self.push), ("auto", self.auto)] {
+            if !(v.is_finite() && (-1.0..=1.0).contains(&v)) {
+                return Err(format!("`{name}` must be a score between -1 and 1, not {v}"));
+            }
+        }
+        if !(1..=MAX_TOP_K).contains(&self.top_k) {
+            return Err(format!("`top_k` must be between 1 and {MAX_TOP_K}, not {}", self.top_k));
+        }
+        if !(1..=MAX_WINDOW).contains(&self.window) {
+            return Err(format!("`window` must be between 1 and {MAX_WINDOW}, not {}", self.window));
+        }
+        if self.window_max_words < 8 {
+            return Err(format!("`window_max_words` must be at least 8, not {}", self.window_max_words));
+        }
+        if self.debounce > Duration::from_millis(MAX_DEBOUNCE_MS) {
+            return Err(format!("`debounce` must be at most {MAX_DEBOUNCE_MS} ms"));
+        }
+        Ok(())
+    }
+
+    /// Moves a knob by `steps` (negative lowers it), within its bounds.
+    pub fn adjust(&mut self, knob: Knob, steps: i32) {
+        let score = |v: f32| ((v + SCORE_STEP * steps as f32).clamp(0.0, 1.0) * 100.0).round() / 100.0;
+        let count = |v: usize, max: usize| {
+            let n = i64::try_from(v).unwrap_or(0) + i64::from(steps);
+            usize::try_from(n.clamp(1, i64::try_from(max).unwrap_or(1))).unwrap_or(1)
+        };
+        match knob {
+            Knob::Show => self.show = score(self.show),
+            Knob::Push => self.push = score(self.push),
+            Knob::Auto => self.auto = score(self.auto),
+            Knob::TopK => self.top_k = count(self.top_k, MAX_TOP_K),
+            Knob::Window => self.window = count(self.window, MAX_WINDOW),
+            Knob::DebounceMs => {
+                let ms = i64::try_from(self.debounce.as_millis()).unwrap_or(0)
+                    + i64::from(steps) * DEBOUNCE_STEP_MS as i64;
+                self.debounce =
+                    Duration::from_millis(u64::try_from(ms.clamp(0, MAX_DEBOUNCE_MS as i64)).unwrap_or(0));
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! A suggestion: one article proposed for one conversation, and its life
+//! `candidate → queued → sending → pushed | failed(reason) | rejected |
+//! superseded`, each transition time-stamped.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a suggestion stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
+pub enum SuggestionState {
+    /// Listed (at or above `show`) but not eligible to send, or in cooldown.
+    Candidate,
+    /// Eligible (at or above `push`): waiting for the operator, or for auto.
+    Queued,
+    /// Handed to the push client.
+    Sending,
+    Pushed,
+    Failed(String),
+    Rejected,
+    /// A newer search no longer returns it.
+    Superseded,
+}
+
+impl SuggestionState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Candidate => "candidate",
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Pushed => "pushed",
+            Self::Failed(_) => "failed",
+            Self::Rejected => "rejected",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    /// Still waiting for a decision.
+    pub fn is_open(&self) -> bool {
+        matches!(self, Self::Candidate | Self::Queued)
+    }
+
+    /// The operator may (re)send it.
+    pub fn is_sendable(&self) -> bool {
+        matches!(self, Self::Candidate | Self::Queued | Self::Failed(_))
+    }
+}
+
+/// Where the suggestion came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Search,
+    /// Pushed by hand from the article palette.
+    Manual,
+}
+
+/// One suggestion and its history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    pub id: String,
+    pub conversation_id: String,
+    pub article_id: String,
+    pub title: String,
+    /// What would be pushed: the matched passage, or the operator's edit.
+    pub content: String,
+    /// The text before an edit, kept for the audit log.
+    pub original: Option<String>,
+    pub score: f32,
+    pub origin: Origin,
+    /// The article was pushed to this conversation within the cooldown.
+    pub cooling_down: bool,
+    pub state: SuggestionState,
+    /// Every state entered, with when.
+    pub history: Vec<(Instant, SuggestionState)>,
+    /// When the transcript event behind it arrived (latency accounting).
+    pub event_at: Option<Instant>,
+    pub sent_at: Option<Instant>,
+    /// Attempts so far and the last retry reason, while sending.
+    pub attempts: u32,
+    pub retry_note: Option<String>,
+}
+
+impl Suggestion {
+    pub fn new(
+        id: String,
+        conversation_id: &str,
+        article_id: &str,
+        title: &str,
+        content: &str,
+        score: f32,
+        now: Instant,
+    ) -> Self {
+        Self {
+            id,
+            conversation_id: conversation_id.to_string(),
+            article_id: article_id.to_string(),
+            title: title.to_string(),
+            content: content.to_string(),
+            original: None,
+            score,
+            origin: Origin::Search,
+            cooling_down: false,
+            state: SuggestionState::Candidate,
+            history: vec![(now, SuggestionState::Candidate)],
+            event_at: None,
+            sent_at: None,
+            attempts: 0,
+            retry_note: None,
+        }
+    }
+
+    /// Moves to `state` at `now`; no-op if already there.
+    pub fn set(&mut self, state: SuggestionState, now: Instant) {
+        if self.state != state {
+            self.history.push((now, state.clone()));
+            self.state = state;
+        }
+    }
+
+    /// Candidate or queued, by score against the push threshold.
+    pub fn classify(&mut self, push: f32, now: Instant) {
+        if self.state.is_open() {
+            let eligible = self.score >= push && !self.cooling_down;
+            self.set(if eligible { SuggestionState::Queued } else { SuggestionState::Candidate }, now);
+        }
+    }
+}
