@@ -28,6 +28,31 @@ pub enum Command {
     Kb(KbCommand),
     /// Run the built-in Genesys Cloud simulator on 127.0.0.1.
     Sim(SimArgs),
+    /// Supervise agent assist against a Genesys Cloud org (or any API base):
+    /// the dashboard, or JSON lines with --headless.
+    Console(ConsoleArgs),
+}
+
+/// Options of `agent-assist console`.
+#[derive(Debug, Clone, Args)]
+pub struct ConsoleArgs {
+    /// No terminal UI: one JSON object per line on stdout (`event` field).
+    #[arg(long)]
+    pub headless: bool,
+    /// Global mode at start.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<crate::engine::Mode>,
+    /// Transcript protocol.
+    #[arg(long, value_name = "DIALECT")]
+    pub dialect: Option<crate::net::Dialect>,
+    /// A queue whose conversations to follow. Repeatable.
+    #[arg(long = "queue", value_name = "ID")]
+    pub queues: Vec<String>,
+    /// Stop after this long, e.g. `90s` or `15m`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub exit_after: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub source: KbSource,
 }
 
 /// Options of `agent-assist sim`.

@@ -1,6 +1,7 @@
 //! Command entry points: one function per subcommand, called from `main`.
 //! These are the only places that print to stdout.
 
+pub mod console;
 pub mod kb;
 pub mod sim;
 
@@ -19,5 +20,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Kb(c) => kb::run(c, &paths),
         Command::Sim(args) => sim::run(&args),
+        Command::Console(args) => console::run(&args, cli.config.as_deref(), &paths),
     }
 }

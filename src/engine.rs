@@ -213,7 +213,6 @@ impl Engine {
             self.next_request += 1;
             c.inflight = Some((self.next_request, c.window_seq));
             c.searches += 1;
-            self.metrics.searches += 1;
             fx.push(Effect::Search {
                 request: self.next_request,
                 conversation_id: c.id.clone(),
@@ -237,11 +236,26 @@ impl Engine {
         if c.inflight.is_some_and(|(r, _)| r == request) {
             c.inflight = None;
         }
+        self.metrics.searches += 1;
+        let record = |query: String, stale: bool| {
+            Effect::Record(Record::Search {
+                conversation_id: id.to_string(),
+                request,
+                query,
+                results: hits
+                    .iter()
+                    .map(|h| ScoredArticle { article_id: h.article_id.clone(), score: h.score })
+                    .collect(),
+                stale,
+            })
+        };
         if !current {
             // The window moved on (or the call ended) while this ran.
             self.metrics.stale_results += 1;
+            fx.push(record(String::new(), true));
             return;
         }
+        fx.push(record(c.window_text.clone(), false));
         if let Some(at) = c.window_event_at {
             self.metrics.record(Stage::EventToSearch, at, timing.started);
         }
@@ -254,15 +268,6 @@ impl Engine {
         {
             self.recent_scores.pop_front();
         }
-        fx.push(Effect::Record(Record::Search {
-            conversation_id: id.to_string(),
-            request,
-            query: c.window_text.clone(),
-            results: hits
-                .iter()
-                .map(|h| ScoredArticle { article_id: h.article_id.clone(), score: h.score })
-                .collect(),
-        }));
         c.matches_query = c.window_text.clone();
         c.matches = hits;
         self.apply_matches(id, timing.finished, now, fx);

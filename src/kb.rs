@@ -16,6 +16,7 @@ pub mod eval;
 pub mod index;
 pub mod source;
 pub mod store;
+pub mod worker;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -7,12 +7,15 @@
 //! ranked suggestions are pushed to the agent over REST. `cmd` holds the
 //! command-line entry points; `paths` decides where files live.
 
+pub mod audit;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod kb;
 pub mod logging;
 pub mod net;
 pub mod paths;
+pub mod runtime;
 pub mod sim;

@@ -125,7 +125,9 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { initial: Duration::from_millis(500), max: Duration::from_secs(30) }
+        // The first retry comes quickly (a dropped socket loses what is sent
+        // while it is down); later ones back off to half a minute.
+        Self { initial: Duration::from_millis(100), max: Duration::from_secs(30) }
     }
 }
 

@@ -4,7 +4,8 @@
 //! This is the one module that decides paths. Resolution order for each
 //! directory: an explicit env override (`AGENT_ASSIST_CONFIG_DIR`,
 //! `AGENT_ASSIST_DATA_DIR`, `AGENT_ASSIST_CACHE_DIR`), then the platform
-//! directories from `directories` (XDG on Linux). `scripts/setup.sh` computes
+//! directories from `directories` (XDG on Linux). The model and ONNX Runtime
+//! live in the data dir (`ORT_DYLIB_PATH` overrides the latter). `scripts/setup.sh` computes
 //! the same data dir, so the binary finds what the script installed without
 //! any env var.
 
@@ -23,6 +24,10 @@ pub struct AppPaths {
     pub config_dir: PathBuf,
     pub data_dir: PathBuf,
     pub cache_dir: PathBuf,
+    /// The embedding model's files (`model.onnx`, `tokenizer.json`, ...).
+    pub model_dir: PathBuf,
+    /// The ONNX Runtime shared library.
+    pub ort_library: PathBuf,
 }
 
 /// Failure to find a home for the application's files.
@@ -43,28 +48,29 @@ impl AppPaths {
                 _ => fallback.map(Path::to_path_buf).ok_or(PathsError),
             }
         };
+        let data_dir = pick("AGENT_ASSIST_DATA_DIR", dirs.as_ref().map(ProjectDirs::data_dir))?;
+        let ort_library = match std::env::var_os("ORT_DYLIB_PATH") {
+            Some(v) if !v.is_empty() => PathBuf::from(v),
+            _ => data_dir.join("onnxruntime").join(ORT_LIBRARY_FILE),
+        };
         Ok(Self {
             config_dir: pick("AGENT_ASSIST_CONFIG_DIR", dirs.as_ref().map(ProjectDirs::config_dir))?,
-            data_dir: pick("AGENT_ASSIST_DATA_DIR", dirs.as_ref().map(ProjectDirs::data_dir))?,
             cache_dir: pick("AGENT_ASSIST_CACHE_DIR", dirs.as_ref().map(ProjectDirs::cache_dir))?,
+            model_dir: data_dir.join(MODEL_FOLDER),
+            ort_library,
+            data_dir,
         })
     }
 
     /// All three directories under one root; for tests and throwaway runs.
     pub fn under(root: &Path) -> Self {
-        Self { config_dir: root.join("config"), data_dir: root.join("data"), cache_dir: root.join("cache") }
-    }
-
-    /// The embedding model's files (`model.onnx`, `tokenizer.json`, ...).
-    pub fn model_dir(&self) -> PathBuf {
-        self.data_dir.join(MODEL_FOLDER)
-    }
-
-    /// The ONNX Runtime shared library, unless `ORT_DYLIB_PATH` names another.
-    pub fn ort_library(&self) -> PathBuf {
-        match std::env::var_os("ORT_DYLIB_PATH") {
-            Some(v) if !v.is_empty() => PathBuf::from(v),
-            _ => self.data_dir.join("onnxruntime").join(ORT_LIBRARY_FILE),
+        let data_dir = root.join("data");
+        Self {
+            config_dir: root.join("config"),
+            cache_dir: root.join("cache"),
+            model_dir: data_dir.join(MODEL_FOLDER),
+            ort_library: data_dir.join("onnxruntime").join(ORT_LIBRARY_FILE),
+            data_dir,
         }
     }
 

@@ -120,14 +120,14 @@ impl Conversation {
         let mut words = 0;
         for u in self.utterances.iter().rev() {
             let counted = u.is_final && (u.speaker == Speaker::Customer || policy.include_agent);
-            if !counted {
+            let n = u.text.split_whitespace().count();
+            if !counted || n < policy.window_min_words {
                 continue;
             }
             if ids.len() == policy.window || words >= policy.window_max_words {
                 break;
             }
             newest = newest.or(Some(u.at));
-            let n = u.text.split_whitespace().count();
             let room = policy.window_max_words - words;
             // Keep the end of an over-long utterance: it is the most recent speech.
             let text = if n > room { tail_words(&u.text, room) } else { u.text.as_str() };

@@ -143,11 +143,14 @@ pub enum Record {
     ConversationEnded {
         conversation_id: String,
     },
+    /// A completed search; `stale` ones came back after the window moved
+    /// on and were not used.
     Search {
         conversation_id: String,
         request: RequestId,
         query: String,
         results: Vec<ScoredArticle>,
+        stale: bool,
     },
     Suggestion {
         suggestion_id: String,

@@ -84,6 +84,9 @@ pub struct Policy {
     pub window: usize,
     /// Words kept in the query at most (MiniLM sees about 256 word pieces).
     pub window_max_words: usize,
+    /// Utterances shorter than this ("okay", "yes please") do not take a
+    /// place in the window: they carry nothing to search for.
+    pub window_min_words: usize,
     /// Put the agent's speech in the query too.
     pub include_agent: bool,
     #[serde(with = "millis")]
@@ -107,10 +110,11 @@ impl Default for Policy {
         Self {
             show: 0.35,
             push: 0.45,
-            auto: 0.55,
+            auto: 0.50,
             top_k: 3,
             window: 2,
             window_max_words: 180,
+            window_min_words: 3,
             include_agent: false,
             debounce: Duration::from_millis(500),
             cooldown: Duration::from_secs(600),

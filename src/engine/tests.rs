@@ -16,7 +16,8 @@ fn at(ms: u64) -> Instant {
 }
 
 fn engine(tweak: impl FnOnce(&mut Policy)) -> Engine {
-    let mut p = Policy::default();
+    // Test utterances are short; let every word count.
+    let mut p = Policy { window_min_words: 1, ..Policy::default() };
     tweak(&mut p);
     Engine::new(p, "run")
 }
@@ -182,7 +183,10 @@ fn thresholds_list_queue_and_reclassify_at_once() {
 
 #[test]
 fn auto_mode_sends_above_auto_and_switching_modes_applies_to_waiting_suggestions() {
-    let mut e = engine(|p| p.mode = Mode::Auto);
+    let mut e = engine(|p| {
+        p.mode = Mode::Auto;
+        p.auto = 0.55;
+    });
     let fx = search_with(&mut e, "c1", "u1", "help", vec![hit("a", 0.70), hit("b", 0.50)], 0);
     let sent = pushes(&fx);
     assert_eq!(sent.len(), 1);

@@ -36,7 +36,7 @@ pub struct ModelSpec {
 impl ModelSpec {
     /// The installed model and runtime under the app's data dir.
     pub fn installed(paths: &AppPaths) -> Self {
-        Self { model_dir: paths.model_dir(), ort_library: paths.ort_library(), threads: None }
+        Self { model_dir: paths.model_dir.clone(), ort_library: paths.ort_library.clone(), threads: None }
     }
 
     /// Checks that every model file is present, naming the first missing one.

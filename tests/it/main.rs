@@ -7,7 +7,10 @@
 
 mod support;
 
+mod arch;
+mod console_cli;
 mod kb;
 mod kb_cli;
 mod net_push;
 mod net_stream;
+mod pipeline;

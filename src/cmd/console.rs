@@ -1,0 +1,96 @@
+//! `agent-assist console`: the whole pipeline against a configured org.
+//! With `--headless` it writes one JSON object per line to stdout (the
+//! production mode for unattended auto-send, and how scripts drive it);
+//! otherwise it opens the dashboard.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use color_eyre::eyre::Result;
+
+use crate::cli::ConsoleArgs;
+use crate::config::Config;
+use crate::domain::{ConnectionState, StreamEvent};
+use crate::engine::Msg;
+use crate::paths::AppPaths;
+use crate::runtime::{Options, Runtime};
+
+/// The config from file and environment, with the command line on top.
+pub fn config(args: &ConsoleArgs, file: Option<&Path>, paths: &AppPaths) -> Result<Config> {
+    let mut c = Config::load(file, &paths.config_file(), &|k| std::env::var(k).ok())?;
+    if let Some(m) = args.mode {
+        c.policy.mode = m;
+    }
+    if let Some(d) = args.dialect {
+        c.genesys.dialect = d;
+    }
+    if !args.queues.is_empty() {
+        c.genesys.queues.clone_from(&args.queues);
+    }
+    if !args.source.kb.is_empty() {
+        c.kb.paths.clone_from(&args.source.kb);
+    }
+    if let Some(i) = args.source.index {
+        c.kb.index = i;
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+pub fn run(args: &ConsoleArgs, file: Option<&Path>, paths: &AppPaths) -> Result<ExitCode> {
+    let config = config(args, file, paths)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    if args.headless {
+        rt.block_on(headless(&config, paths, args.exit_after))
+    } else {
+        Err(color_eyre::eyre::eyre!("the dashboard is not available in this build; use --headless"))
+    }
+}
+
+/// Waits for ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Runs without a UI until a signal, `--exit-after`, or a permanent
+/// connection failure (exit code 1).
+pub async fn headless(
+    config: &Config,
+    paths: &AppPaths,
+    exit_after: Option<std::time::Duration>,
+) -> Result<ExitCode> {
+    let opts = Options { headless_out: Some(Box::new(std::io::stdout())), ..Options::default() };
+    let mut rt = Runtime::start(config, paths, opts).await?;
+    let stop = tokio::time::sleep(exit_after.unwrap_or(std::time::Duration::MAX / 4));
+    tokio::pin!(stop);
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    let mut failed = false;
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = &mut signal => break,
+            msg = rt.next() => {
+                failed |= matches!(msg, Msg::Stream(StreamEvent::Connection(ConnectionState::Failed { .. })));
+                rt.handle(msg);
+                rt.drain_ready(256);
+                if failed {
+                    break;
+                }
+            }
+        }
+    }
+    rt.shutdown().await;
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,53 @@
+//! Architecture guard: the engine stays pure. It may use std, serde,
+//! hdrhistogram and the crate's plain domain types; never a runtime, UI,
+//! network or ML crate, never the clock.
+
+use std::path::Path;
+
+const FORBIDDEN: [&str; 12] = [
+    "tokio",
+    "ratatui",
+    "crossterm",
+    "reqwest",
+    "tokio_tungstenite",
+    "fastembed",
+    "faiss",
+    "axum",
+    "crate::net",
+    "crate::kb",
+    "crate::runtime",
+    "crate::ui",
+];
+
+fn engine_files() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![root.join("engine.rs")];
+    for e in std::fs::read_dir(root.join("engine")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    files
+}
+
+#[test]
+fn the_engine_imports_no_runtime_ui_network_or_ml_crate_and_reads_no_clock() {
+    let mut offences = Vec::new();
+    for f in engine_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let is_tests = f.file_name().is_some_and(|n| n == "tests.rs");
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for name in FORBIDDEN {
+                let used = code.contains(&format!("use {name}")) || code.contains(&format!("{name}::"));
+                if used {
+                    offences.push(format!("{}:{}: uses {name}", f.display(), i + 1));
+                }
+            }
+            // Tests may take a base instant; the engine itself gets time as input.
+            if !is_tests && (code.contains("Instant::now") || code.contains("SystemTime::now")) {
+                offences.push(format!("{}:{}: reads the clock", f.display(), i + 1));
+            }
+        }
+    }
+    assert!(engine_files().len() >= 7, "engine files not found");
+    assert!(offences.is_empty(), "{}", offences.join("\n"));
+}
