@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo build --locked --quiet
-exec ./target/debug/agent-assist kb query "I forgot my password and now I'm locked out" "$@"
+exec ./target/debug/agent-assist demo "$@"

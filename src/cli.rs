@@ -28,9 +28,37 @@ pub enum Command {
     Kb(KbCommand),
     /// Run the built-in Genesys Cloud simulator on 127.0.0.1.
     Sim(SimArgs),
+    /// The one-command demo: the simulator, the sample knowledge base and the
+    /// dashboard, with nothing configured.
+    Demo(DemoArgs),
     /// Supervise agent assist against a Genesys Cloud org (or any API base):
     /// the dashboard, or JSON lines with --headless.
     Console(ConsoleArgs),
+}
+
+/// Options of `agent-assist demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Time compression of the simulated calls (2 = twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Transcript protocol the simulator and console speak.
+    #[arg(long, value_name = "DIALECT", default_value = "notifications")]
+    pub dialect: crate::net::Dialect,
+    /// Port for the simulator (default: a free one).
+    #[arg(long, default_value_t = 0)]
+    pub sim_port: u16,
+    /// Mode at start.
+    #[arg(long, value_name = "MODE", default_value = "manual")]
+    pub mode: crate::engine::Mode,
+    /// Calls playing at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Inject simulator faults, as for `agent-assist sim --fault`.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<crate::sim::Fault>,
+    #[command(flatten)]
+    pub source: KbSource,
 }
 
 /// Options of `agent-assist console`.

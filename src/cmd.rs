@@ -2,6 +2,7 @@
 //! These are the only places that print to stdout.
 
 pub mod console;
+pub mod demo;
 pub mod kb;
 pub mod sim;
 
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Kb(c) => kb::run(c, &paths),
         Command::Sim(args) => sim::run(&args),
+        Command::Demo(args) => demo::run(&args, cli.config.as_deref(), &paths),
         Command::Console(args) => console::run(&args, cli.config.as_deref(), &paths),
     }
 }

@@ -74,6 +74,8 @@ pub struct Engine {
     next_suggestion: u64,
     paused_all: bool,
     connection: ConnectionState,
+    /// When the connection entered its current state.
+    connection_since: Option<Instant>,
     last_heartbeat: Option<Instant>,
     token_expires: Option<Instant>,
     metrics: Metrics,
@@ -97,6 +99,7 @@ impl Engine {
             next_suggestion: 0,
             paused_all: false,
             connection: ConnectionState::Connecting,
+            connection_since: None,
             last_heartbeat: None,
             token_expires: None,
             metrics: Metrics::default(),
@@ -137,6 +140,7 @@ impl Engine {
         match ev {
             StreamEvent::Connection(state) => {
                 self.connection = state.clone();
+                self.connection_since = Some(now);
                 fx.push(Effect::Record(Record::Connection(state)));
             }
             StreamEvent::Heartbeat => self.last_heartbeat = Some(now),
@@ -515,6 +519,9 @@ impl Engine {
     }
     pub fn connection(&self) -> &ConnectionState {
         &self.connection
+    }
+    pub fn connection_since(&self) -> Option<Instant> {
+        self.connection_since
     }
     pub fn last_heartbeat(&self) -> Option<Instant> {
         self.last_heartbeat

@@ -7,15 +7,18 @@
 //! ranked suggestions are pushed to the agent over REST. `cmd` holds the
 //! command-line entry points; `paths` decides where files live.
 
+pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod input;
 pub mod kb;
 pub mod logging;
 pub mod net;
 pub mod paths;
 pub mod runtime;
 pub mod sim;
+pub mod ui;

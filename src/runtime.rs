@@ -250,6 +250,11 @@ impl Runtime {
         &self.catalog
     }
 
+    /// Messages waiting in the channel.
+    pub fn queue_depth(&self) -> usize {
+        self.rx.len()
+    }
+
     pub fn token_info(&self) -> TokenInfo {
         *self.token.borrow()
     }

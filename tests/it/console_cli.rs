@@ -77,7 +77,10 @@ async fn headless_prints_json_lines_and_sigterm_loses_nothing() {
     }
     assert!(!lines.iter().any(|l| l.to_string().contains("cli-secret")), "secret on stdout");
     let log_file = std::fs::read_to_string(tmp.path().join("data/logs/agent-assist.log")).unwrap();
-    assert!(log_file.contains("runtime started") && !log_file.contains("cli-secret"), "secret in the log file");
+    assert!(
+        log_file.contains("runtime started") && !log_file.contains("cli-secret"),
+        "secret in the log file"
+    );
     // The audit log holds everything stdout did (plus searches), flushed.
     let log = read_log(std::path::Path::new(summary["audit_log"].as_str().unwrap())).unwrap();
     assert_eq!(log.last().unwrap()["event"], "summary");

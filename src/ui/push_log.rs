@@ -1,0 +1,66 @@
+//! The push log: each push with its age, call, article, who sent it, and
+//! outcome (pushed with status, attempts and latency; retrying with attempt
+//! and reason; failed with the server's message). Newest first.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+use super::View;
+use super::conversations::short_id;
+use super::state::{Focus, age};
+use super::theme;
+use crate::engine::{Actor, PushStatus};
+
+pub fn render(frame: &mut Frame, area: Rect, v: &View) {
+    let log = v.engine.push_log();
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(" Push log ({}) ", log.len()))
+        .border_style(theme::focused_border(v.ui.focus == Focus::PushLog));
+    let lines: Vec<Line> = log
+        .iter()
+        .rev()
+        .skip(v.ui.push_log_scroll)
+        .enumerate()
+        .map(|(i, e)| {
+            let (outcome, style) = match &e.status {
+                PushStatus::Sending => ("sending".to_string(), Style::new().fg(theme::WARN)),
+                PushStatus::Retrying { attempt, reason } => {
+                    (format!("retrying after attempt {attempt}: {reason}"), Style::new().fg(theme::WARN))
+                }
+                PushStatus::Pushed { status, attempts, latency_ms } => (
+                    format!(
+                        "pushed {} · {attempts} attempt{} · {latency_ms} ms",
+                        status.map_or_else(|| "-".into(), |s| s.to_string()),
+                        if *attempts == 1 { "" } else { "s" }
+                    ),
+                    Style::new().fg(theme::OK),
+                ),
+                PushStatus::Failed { error, attempts } => {
+                    (format!("failed after {attempts}: {error}"), Style::new().fg(theme::BAD))
+                }
+            };
+            let by = match e.by {
+                Actor::Auto => "auto",
+                Actor::Operator => "op",
+            };
+            let line = Line::from(vec![
+                Span::styled(format!("{:>6} ago ", age(v.now, e.at)), theme::dim()),
+                Span::raw(format!("{:<8} ", short_id(&e.conversation_id))),
+                Span::raw(format!("{:<22} ", e.article_id)),
+                Span::styled(format!("{by:<4} "), theme::dim()),
+                Span::styled(outcome, style),
+            ]);
+            if i == 0 && v.ui.focus == Focus::PushLog { line.style(theme::selected()) } else { line }
+        })
+        .collect();
+    let body = if lines.is_empty() {
+        Paragraph::new("Nothing pushed yet.").style(theme::dim())
+    } else {
+        Paragraph::new(lines)
+    };
+    frame.render_widget(body.block(block), area);
+}
