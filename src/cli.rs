@@ -31,6 +31,9 @@ pub enum Command {
     /// The one-command demo: the simulator, the sample knowledge base and the
     /// dashboard, with nothing configured.
     Demo(DemoArgs),
+    /// Measure the hot paths (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Supervise agent assist against a Genesys Cloud org (or any API base):
     /// the dashboard, or JSON lines with --headless.
     Console(ConsoleArgs),
@@ -177,6 +180,78 @@ pub enum KbCommand {
     Stats {
         #[command(flatten)]
         source: KbSource,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Index build throughput, cached load and query latency: sample KB and a
+    /// generated one.
+    Kb {
+        /// Records in the generated knowledge base (0 skips it).
+        #[arg(long, default_value_t = 10_000)]
+        articles: usize,
+        /// Single queries to time per knowledge base.
+        #[arg(long, default_value_t = 300)]
+        queries: usize,
+        /// Write the sample KB's embedded texts here (JSON string per line).
+        #[arg(long, value_name = "FILE")]
+        export_texts: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// FAISS flat vs HNSW on synthetic clustered unit vectors.
+    Index {
+        #[arg(long, default_value_t = 100_000)]
+        vectors: usize,
+        #[arg(long, default_value = "flat")]
+        kind: IndexKind,
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        #[arg(long, default_value_t = 32)]
+        hnsw_m: u32,
+        #[arg(long, default_value_t = 80)]
+        ef_construction: u32,
+        #[arg(long, default_value_t = 64)]
+        ef_search: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The simulator plus the pipeline: per-stage latency against the floor.
+    E2e {
+        #[arg(long, default_value_t = 4.0)]
+        speed: f64,
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        #[arg(long, default_value = "notifications")]
+        dialect: crate::net::Dialect,
+        /// Only the first N bundled calls.
+        #[arg(long)]
+        calls: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Many concurrent calls; --find-max searches the largest sustainable number.
+    Load {
+        #[arg(long, default_value_t = 50)]
+        conversations: usize,
+        /// Seconds between one call's utterances.
+        #[arg(long, default_value_t = 3.0)]
+        every_s: f64,
+        /// Seconds each call lasts.
+        #[arg(long, default_value_t = 20.0)]
+        duration_s: f64,
+        #[arg(long, default_value_t = 0)]
+        debounce_ms: u64,
+        #[arg(long)]
+        find_max: bool,
+        /// The p99 event→push target for --find-max, milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        target_p99_ms: u64,
         #[arg(long)]
         json: bool,
     },

@@ -1,6 +1,7 @@
 //! Command entry points: one function per subcommand, called from `main`.
 //! These are the only places that print to stdout.
 
+pub mod bench;
 pub mod console;
 pub mod demo;
 pub mod kb;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Kb(c) => kb::run(c, &paths),
         Command::Sim(args) => sim::run(&args),
+        Command::Bench(c) => bench::run(c, &paths),
         Command::Demo(args) => demo::run(&args, cli.config.as_deref(), &paths),
         Command::Console(args) => console::run(&args, cli.config.as_deref(), &paths),
     }

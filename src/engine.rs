@@ -347,11 +347,14 @@ impl Engine {
                 break;
             }
             c.auto_sends.push_back(now);
-            chosen.push(c.suggestions[i].id.clone());
+            chosen.push((c.suggestions[i].id.clone(), c.suggestions[i].event_at));
         }
-        for sid in chosen {
+        for (sid, event_at) in chosen {
             if let Some(at) = matched_at {
                 self.metrics.record(Stage::Decide, at, now);
+            }
+            if let Some(at) = event_at {
+                self.metrics.record(Stage::EventToPush, at, now);
             }
             self.send(id, &sid, Actor::Auto, Action::Send, now, fx);
         }

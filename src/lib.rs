@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod cmd;
 pub mod config;

@@ -19,6 +19,8 @@ pub enum Stage {
     Search,
     /// Matches → push sent (the decision; automatic pushes only).
     Decide,
+    /// Transcript event received → push sent (automatic pushes only).
+    EventToPush,
     /// Push sent → acknowledged (network and retries).
     Push,
     /// Transcript event received → push acknowledged (automatic pushes only).
@@ -34,6 +36,7 @@ impl Stage {
             Self::EventToSearch => "event_to_search",
             Self::Search => "search",
             Self::Decide => "decide",
+            Self::EventToPush => "event_to_push",
             Self::Push => "push",
             Self::EndToEnd => "end_to_end",
         }

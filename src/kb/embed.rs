@@ -87,6 +87,9 @@ fn ort_environment(library: &Path) -> Result<ort::environment::Environment, KbEr
 
 /// fastembed's MiniLM with a tokenizer of our own for counting word pieces.
 pub struct FastEmbedder {
+    /// Sort texts by length before batching (on by default; off only to
+    /// measure what sorting buys).
+    pub sort_by_length: bool,
     model: TextEmbedding,
     counter: tokenizers::Tokenizer,
     fingerprint: String,
@@ -125,7 +128,7 @@ impl FastEmbedder {
             .map_err(|e| KbError::Model { message: e.to_string() })?;
         let probe = model.embed(["dimension probe"], None).map_err(|e| KbError::Embed(e.to_string()))?;
         let dimension = probe.first().map_or(0, Vec::len);
-        Ok(Self { model, counter, fingerprint, dimension })
+        Ok(Self { sort_by_length: true, model, counter, fingerprint, dimension })
     }
 }
 
@@ -162,7 +165,9 @@ impl Embedder for FastEmbedder {
         // Sort by length so each batch pads to about its own length, then put
         // the vectors back in input order.
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
+        if self.sort_by_length {
+            order.sort_by_key(|&i| texts[i].len());
+        }
         let mut out = vec![0.0f32; texts.len() * self.dimension];
         let mut done = 0;
         for batch in order.chunks(BATCH) {

@@ -23,6 +23,9 @@ use super::socket::{SocketConfig, SocketEnd, SocketEvent, SocketTarget, spawn_so
 use super::{Backoff, Dialect, NetError, policy};
 use crate::domain::{ConnectionState, Speaker, StreamEvent, TranscriptEvent};
 
+/// Ended conversation ids remembered, to ignore their late events.
+const RECENTLY_ENDED: usize = 10_000;
+
 /// What to listen to and how patiently.
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
@@ -105,6 +108,9 @@ struct Manager {
     sockets_tx: mpsc::Sender<SocketEvent>,
     slots: Vec<Slot>,
     conversations: HashMap<String, Conversation>,
+    /// Recently ended conversations: late events for them are ignored
+    /// rather than starting them again. Bounded.
+    ended: (HashSet<String>, std::collections::VecDeque<String>),
     next_epoch: u64,
     state: ConnectionState,
 }
@@ -126,6 +132,7 @@ impl Manager {
             sockets_tx: tx,
             slots: Vec::new(),
             conversations: HashMap::new(),
+            ended: (HashSet::new(), std::collections::VecDeque::new()),
             next_epoch: 0,
             state: ConnectionState::Connecting,
         }
@@ -449,7 +456,7 @@ impl Manager {
         };
         match body.phase() {
             ConversationPhase::Active { queue_id } => {
-                if !self.conversations.contains_key(&id) {
+                if !self.conversations.contains_key(&id) && !self.ended.0.contains(&id) {
                     self.subscribe(&id).await?;
                     self.emit(StreamEvent::ConversationStarted { conversation_id: id, queue_id }).await;
                 }
@@ -493,6 +500,14 @@ impl Manager {
         let Some(conv) = self.conversations.remove(id) else {
             return Ok(());
         };
+        if self.ended.0.insert(id.to_string()) {
+            self.ended.1.push_back(id.to_string());
+            if self.ended.1.len() > RECENTLY_ENDED
+                && let Some(old) = self.ended.1.pop_front()
+            {
+                self.ended.0.remove(&old);
+            }
+        }
         let topic = protocol::transcription_topic(id);
         if let Some(s) = self.slots.get_mut(conv.slot) {
             s.topics.remove(&topic);
@@ -515,6 +530,9 @@ impl Manager {
                 .await;
             return Ok(());
         };
+        if self.ended.0.contains(&id) {
+            return Ok(());
+        }
         let conv = self
             .conversations
             .entry(id.clone())

@@ -1,0 +1,185 @@
+//! `bench e2e`: the simulator and the whole pipeline in one process, in auto
+//! mode with debounce 0 and every search's best article pushed, so each
+//! customer utterance yields a push. Reports each stage's latency, and beside
+//! it, in the same run, the floor: the same query windows embedded and
+//! searched alone. The ratio of the two is the pipeline's overhead.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{Latency, Machine, machine, proc_stats};
+use crate::audit::read_log;
+use crate::config::Config;
+use crate::engine::{Mode, Stage};
+use crate::kb::{Embedder, FastEmbedder, KbOptions, ModelSpec};
+use crate::net::{Dialect, Secret};
+use crate::paths::AppPaths;
+use crate::runtime::{Options as RuntimeOptions, Runtime};
+use crate::sim::{self, SimConfig};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub speed: f64,
+    pub concurrency: usize,
+    pub dialect: Dialect,
+    /// Play only the first N bundled calls.
+    pub calls: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub dialect: Dialect,
+    pub calls: usize,
+    pub utterances: u64,
+    pub searches: u64,
+    pub pushes: u64,
+    /// Pipeline stages, from the engine's histograms.
+    pub stages: BTreeMap<String, Latency>,
+    /// Embedding alone, embedding + FAISS search alone, on the same windows.
+    pub floor_embed: Latency,
+    pub floor: Latency,
+    /// event→push-sent p50 over floor p50 (and p99 over p99).
+    pub overhead_p50: f64,
+    pub overhead_p99: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// A config for the simulator at `base`, tuned so every search pushes.
+pub fn bench_config(base: &str, queue: &str, dialect: Dialect) -> Config {
+    let mut c = Config::default();
+    c.genesys.dialect = dialect;
+    c.genesys.api_base = base.into();
+    c.genesys.login_base = base.into();
+    c.genesys.client_id = "bench".into();
+    c.genesys.client_secret = Secret::new("bench");
+    c.genesys.queues = vec![queue.into()];
+    let p = &mut c.policy;
+    p.mode = Mode::Auto;
+    p.debounce = Duration::ZERO;
+    (p.show, p.push, p.auto) = (-1.0, -1.0, -1.0);
+    p.top_k = 1;
+    p.cooldown = Duration::ZERO;
+    p.max_pushes_per_minute = u32::MAX;
+    c
+}
+
+/// Runs the runtime until the simulator has played `calls` conversations and
+/// nothing is pending; returns the runtime for inspection.
+pub async fn drive(rt: &mut Runtime, sim: &sim::SimHandle, calls: u64, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let idle = rt.engine().pushes_in_flight() == 0
+            && rt.engine().conversations().all(|c| c.inflight.is_none() && c.search_due.is_none());
+        if (sim.stats().conversations_ended >= calls && idle) || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        let msg = rt.next().await;
+        rt.handle(msg);
+        rt.drain_ready(512);
+    }
+}
+
+pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report> {
+    let tmp = tempfile_dir("e2e")?;
+    let bench_paths = AppPaths { data_dir: tmp.clone(), ..paths.clone() };
+    let mut scripts = sim::load_scripts(&sim::default_conversations())?;
+    if let Some(n) = opts.calls {
+        scripts.truncate(n);
+    }
+    let calls = scripts.len();
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (summary, stages, audit) = tokio.block_on(async {
+        let mut sc = SimConfig::new(scripts);
+        sc.speed = opts.speed;
+        sc.concurrency = opts.concurrency;
+        sc.start_gap = Duration::from_secs(2);
+        let sim = sim::spawn(sc).await?;
+        let config = bench_config(&sim.base_url, &sim.queue_id, opts.dialect);
+        let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
+        drive(&mut rt, &sim, calls as u64, Duration::from_secs(3600)).await;
+        let stages: BTreeMap<String, Latency> = Stage::ALL
+            .iter()
+            .filter_map(|&s| {
+                rt.engine().metrics().histogram(s).map(|h| (s.name().to_string(), Latency::from_histogram(h)))
+            })
+            .collect();
+        let audit = rt.audit_path().to_path_buf();
+        let summary = rt.shutdown().await;
+        sim.stop().await;
+        Ok::<_, color_eyre::eyre::Report>((summary, stages, audit))
+    })?;
+    drop(tokio);
+    let queries: Vec<String> = read_log(&audit)?
+        .into_iter()
+        .filter(|v| v["event"] == "search" && v["stale"] == false)
+        .filter_map(|v| v["query"].as_str().map(String::from))
+        .collect();
+    let (floor_embed, floor) = floor(paths, &queries)?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    let e2p = stages.get(Stage::EventToPush.name()).copied().unwrap_or(Latency::of(&[]));
+    Ok(Report {
+        machine: machine(),
+        dialect: opts.dialect,
+        calls,
+        utterances: summary.utterances,
+        searches: summary.searches,
+        pushes: summary.pushes_ok,
+        stages,
+        floor_embed,
+        overhead_p50: e2p.p50_ms / floor.p50_ms,
+        overhead_p99: e2p.p99_ms / floor.p99_ms,
+        floor,
+        peak_rss_mib: proc_stats("self").peak_rss_mib,
+    })
+}
+
+/// Embeds and searches each query alone, as the live path does, with
+/// nothing else running.
+pub fn floor(paths: &AppPaths, queries: &[String]) -> color_eyre::eyre::Result<(Latency, Latency)> {
+    let model = ModelSpec::installed(paths);
+    let mut embedder = FastEmbedder::load(&model)?;
+    let opts = KbOptions {
+        sources: Config::default().kb.sources(),
+        kind: crate::kb::IndexKind::Flat,
+        hnsw: crate::kb::HnswParams::default(),
+        model,
+        force_rebuild: false,
+    };
+    let (mut kb, _) = crate::kb::store::open(&opts, paths, &mut embedder, &mut |_| {})?;
+    embedder.embed_one("warm up")?;
+    let (mut embed, mut total) = (Vec::new(), Vec::new());
+    for q in queries {
+        let t = Instant::now();
+        let v = embedder.embed_one(q)?;
+        embed.push(t.elapsed());
+        kb.search(&v, 1)?;
+        total.push(t.elapsed());
+    }
+    Ok((Latency::of(&embed), Latency::of(&total)))
+}
+
+/// A fresh temporary directory for a benchmark's files.
+pub fn tempfile_dir(name: &str) -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("agent-assist-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+pub fn print_table(r: &Report) {
+    println!("machine: {} cores, {}", r.machine.cores, r.machine.cpu);
+    println!(
+        "{} calls ({} dialect): {} utterances, {} searches, {} pushes",
+        r.calls, r.dialect, r.utterances, r.searches, r.pushes
+    );
+    for (stage, l) in &r.stages {
+        println!("  {stage:<16} {l}");
+    }
+    println!("  floor: embed    {}", r.floor_embed);
+    println!("  floor: +search  {}", r.floor);
+    println!("  event→push over floor: p50 {:.2}x  p99 {:.2}x", r.overhead_p50, r.overhead_p99);
+    println!("  peak RSS {:.0} MiB (simulator and pipeline in one process)", r.peak_rss_mib);
+}

@@ -1,0 +1,246 @@
+//! `bench load`: N concurrent simulated calls, each customer speaking one
+//! utterance every few seconds (real time), through the whole pipeline in
+//! auto mode. Reports sustained events/s and searches/s, event→push latency,
+//! backlog, CPU and peak RSS; `--find-max` searches for the largest N whose
+//! p99 event→push stays under the target (1 s).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::e2e::{bench_config, drive, tempfile_dir};
+use super::{Latency, Machine, SplitMix, machine, proc_stats};
+use crate::engine::Stage;
+use crate::net::Dialect;
+use crate::paths::AppPaths;
+use crate::runtime::{Options as RuntimeOptions, Runtime};
+use crate::sim::script::Utterance;
+use crate::sim::{self, Script, SimConfig};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub conversations: usize,
+    pub every: Duration,
+    pub duration: Duration,
+    pub debounce: Duration,
+    pub find_max: bool,
+    pub target_p99: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Trial {
+    pub conversations: usize,
+    pub events_per_s: f64,
+    pub searches_per_s: f64,
+    pub pushes: u64,
+    pub stale: u64,
+    pub event_to_push: Latency,
+    pub search: Latency,
+    /// Most messages waiting in the runtime's channel at once.
+    pub max_queue: usize,
+    /// Most searches in flight (queued at or running in the KB worker).
+    pub max_searches_in_flight: usize,
+    pub cpu_percent: f64,
+    pub peak_rss_mib: f64,
+    pub sustained: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub every_s: f64,
+    pub duration_s: f64,
+    pub target_p99_ms: f64,
+    pub trials: Vec<Trial>,
+    pub max_sustainable: Option<usize>,
+}
+
+/// `n` calls of customer speech, one utterance every `every` (±20%), spread
+/// so their utterances interleave evenly.
+pub fn synthetic_calls(n: usize, every: Duration, duration: Duration, lines: &[String]) -> Vec<Script> {
+    let mut rng = SplitMix::new(42);
+    let every_ms = every.as_millis() as f64;
+    (0..n)
+        .map(|i| {
+            let mut t = every_ms * i as f64 / n as f64;
+            let mut utterances = Vec::new();
+            while t < duration.as_millis() as f64 {
+                let text = lines[rng.below(lines.len())].clone();
+                utterances.push(Utterance { at_ms: t as u64, channel: "EXTERNAL".into(), text });
+                t += every_ms * (0.8 + 0.4 * rng.unit());
+            }
+            Script {
+                id: format!("load-{n}-{i:05}"),
+                queue_id: None,
+                title: None,
+                expected_articles: vec![],
+                utterances,
+                frames: vec![],
+            }
+        })
+        .collect()
+}
+
+fn customer_lines() -> color_eyre::eyre::Result<Vec<String>> {
+    Ok(sim::load_scripts(&sim::default_conversations())?
+        .into_iter()
+        .flat_map(|s| s.utterances.into_iter().filter(|u| u.channel == "EXTERNAL").map(|u| u.text))
+        .filter(|t| t.split_whitespace().count() >= 4)
+        .collect())
+}
+
+fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_eyre::eyre::Result<Trial> {
+    let tmp = tempfile_dir(&format!("load-{n}"))?;
+    let bench_paths = AppPaths { data_dir: tmp.clone(), ..paths.clone() };
+    let scripts = synthetic_calls(n, opts.every, opts.duration, lines);
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let result = tokio.block_on(async {
+        let mut sc = SimConfig::new(scripts);
+        sc.concurrency = n;
+        sc.start_gap = Duration::ZERO;
+        sc.subscribe_grace = Duration::from_secs(10);
+        let sim = sim::spawn(sc).await?;
+        let mut config = bench_config(&sim.base_url, &sim.queue_id, Dialect::Notifications);
+        config.policy.debounce = opts.debounce;
+        let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
+        let cpu_before = proc_stats("self").cpu_s;
+        let started = tokio::time::Instant::now();
+        let (mut max_queue, mut max_inflight) = (0usize, 0usize);
+        let limit = opts.duration * 3 + Duration::from_secs(30);
+        loop {
+            let idle = rt.engine().pushes_in_flight() == 0
+                && rt.engine().conversations().all(|c| c.inflight.is_none() && c.search_due.is_none());
+            if (sim.stats().conversations_ended >= n as u64 && idle) || started.elapsed() >= limit {
+                break;
+            }
+            // Drive in slices so the backlog can be sampled as it happens.
+            let slice = tokio::time::timeout(
+                Duration::from_millis(50),
+                drive(&mut rt, &sim, n as u64, Duration::from_millis(50)),
+            );
+            let _ = slice.await;
+            max_queue = max_queue.max(rt.queue_depth());
+            max_inflight =
+                max_inflight.max(rt.engine().conversations().filter(|c| c.inflight.is_some()).count());
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = proc_stats("self").cpu_s - cpu_before;
+        let m = rt.engine().metrics();
+        let latency = |s: Stage| m.histogram(s).map_or(Latency::of(&[]), Latency::from_histogram);
+        let (e2p, search) = (latency(Stage::EventToPush), latency(Stage::Search));
+        let summary = rt.shutdown().await;
+        sim.stop().await;
+        let trial = Trial {
+            conversations: n,
+            events_per_s: summary.utterances as f64 / wall,
+            searches_per_s: summary.searches as f64 / wall,
+            pushes: summary.pushes_ok,
+            stale: summary.stale_results,
+            sustained: e2p.n > 0 && e2p.p99_ms <= opts.target_p99.as_secs_f64() * 1000.0,
+            event_to_push: e2p,
+            search,
+            max_queue,
+            max_searches_in_flight: max_inflight,
+            cpu_percent: 100.0 * cpu / wall,
+            peak_rss_mib: proc_stats("self").peak_rss_mib,
+        };
+        Ok::<_, color_eyre::eyre::Report>(trial)
+    });
+    drop(tokio);
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report> {
+    let lines = customer_lines()?;
+    let mut trials = Vec::new();
+    let mut max_sustainable = None;
+    if opts.find_max {
+        // Double until the target breaks, then bisect between the last good
+        // and the first bad.
+        let (mut good, mut bad) = (0usize, None);
+        let mut n = opts.conversations.max(1);
+        while bad.is_none() && n <= 100_000 {
+            let t = trial(paths, opts, n, &lines)?;
+            if t.sustained {
+                good = n
+            } else {
+                bad = Some(n)
+            }
+            eprintln!(
+                "  {n:>6} calls: p99 event→push {:.0} ms {}",
+                t.event_to_push.p99_ms,
+                if t.sustained { "ok" } else { "over target" }
+            );
+            trials.push(t);
+            n *= 2;
+        }
+        if let Some(mut hi) = bad {
+            let mut lo = good;
+            while hi - lo > (lo / 8).max(1) {
+                let mid = (lo + hi) / 2;
+                let t = trial(paths, opts, mid, &lines)?;
+                eprintln!(
+                    "  {mid:>6} calls: p99 event→push {:.0} ms {}",
+                    t.event_to_push.p99_ms,
+                    if t.sustained { "ok" } else { "over target" }
+                );
+                if t.sustained {
+                    lo = mid
+                } else {
+                    hi = mid
+                }
+                trials.push(t);
+            }
+            good = lo;
+        }
+        max_sustainable = (good > 0).then_some(good);
+    } else {
+        trials.push(trial(paths, opts, opts.conversations, &lines)?);
+    }
+    Ok(Report {
+        machine: machine(),
+        every_s: opts.every.as_secs_f64(),
+        duration_s: opts.duration.as_secs_f64(),
+        target_p99_ms: opts.target_p99.as_secs_f64() * 1000.0,
+        trials,
+        max_sustainable,
+    })
+}
+
+pub fn print_table(r: &Report) {
+    println!("machine: {} cores, {}", r.machine.cores, r.machine.cpu);
+    println!(
+        "one utterance per call every {:.1} s for {:.0} s; target p99 event→push {:.0} ms",
+        r.every_s, r.duration_s, r.target_p99_ms
+    );
+    println!(
+        "{:>7} {:>9} {:>10} {:>11} {:>11} {:>7} {:>9} {:>6} {:>8}",
+        "calls",
+        "events/s",
+        "searches/s",
+        "e2p p50 ms",
+        "e2p p99 ms",
+        "queue",
+        "in-flight",
+        "cpu %",
+        "rss MiB"
+    );
+    for t in &r.trials {
+        println!(
+            "{:>7} {:>9.1} {:>10.1} {:>11.1} {:>11.1} {:>7} {:>9} {:>6.0} {:>8.0}",
+            t.conversations,
+            t.events_per_s,
+            t.searches_per_s,
+            t.event_to_push.p50_ms,
+            t.event_to_push.p99_ms,
+            t.max_queue,
+            t.max_searches_in_flight,
+            t.cpu_percent,
+            t.peak_rss_mib
+        );
+    }
+    if let Some(n) = r.max_sustainable {
+        println!("largest sustainable: {n} calls");
+    }
+}

@@ -1,0 +1,66 @@
+//! `agent-assist bench ...`: runs a benchmark and prints its report.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, eyre};
+
+use crate::bench::{self, e2e, index, kb, load};
+use crate::cli::BenchCommand;
+use crate::kb::HnswParams;
+use crate::paths::AppPaths;
+
+fn secs(name: &str, v: f64) -> Result<Duration> {
+    if v.is_finite() && v > 0.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(eyre!("--{name} must be a positive number of seconds"))
+    }
+}
+
+pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
+    match cmd {
+        BenchCommand::Kb { articles, queries, export_texts, json } => {
+            let r = kb::run(
+                paths,
+                &kb::Options { generated_articles: articles, queries: queries.max(1), export_texts },
+            )?;
+            bench::print(&r, json, kb::print_table);
+        }
+        BenchCommand::Index { vectors, kind, dim, queries, hnsw_m, ef_construction, ef_search, json } => {
+            if vectors == 0 || dim == 0 || queries == 0 {
+                return Err(eyre!("--vectors, --dim and --queries must be at least 1"));
+            }
+            let hnsw = HnswParams { m: hnsw_m, ef_construction, ef_search };
+            let r = index::run(&index::Options { vectors, kind, dim, queries, hnsw })?;
+            bench::print(&r, json, index::print_table);
+        }
+        BenchCommand::E2e { speed, concurrency, dialect, calls, json } => {
+            secs("speed", speed)?;
+            let r =
+                e2e::run(paths, &e2e::Options { speed, concurrency: concurrency.max(1), dialect, calls })?;
+            bench::print(&r, json, e2e::print_table);
+        }
+        BenchCommand::Load {
+            conversations,
+            every_s,
+            duration_s,
+            debounce_ms,
+            find_max,
+            target_p99_ms,
+            json,
+        } => {
+            let opts = load::Options {
+                conversations: conversations.max(1),
+                every: secs("every-s", every_s)?,
+                duration: secs("duration-s", duration_s)?,
+                debounce: Duration::from_millis(debounce_ms),
+                find_max,
+                target_p99: Duration::from_millis(target_p99_ms.max(1)),
+            };
+            let r = load::run(paths, &opts)?;
+            bench::print(&r, json, load::print_table);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
