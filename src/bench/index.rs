@@ -1,6 +1,6 @@
-//! `bench index`: FAISS flat versus HNSW on synthetic unit vectors. Vectors
-//! are drawn around random cluster centres (real sentence embeddings are
-//! clustered, not uniform on the sphere, and HNSW's recall depends on it).
+//! `bench index`: FAISS flat versus HNSW on synthetic unit vectors shaped
+//! like sentence embeddings (clustered, low intrinsic dimension; HNSW's
+//! recall depends on that structure).
 //! Reports build time, memory, single-query latency and recall@10 against
 //! exact search.
 
@@ -35,17 +35,31 @@ pub struct Report {
     pub recall_at_10: f64,
 }
 
-/// `n` unit vectors around `clusters` random centres.
+/// Dimensions of the latent space the synthetic vectors live in.
+const LATENT: usize = 24;
+
+/// `n` unit vectors with the structure of sentence embeddings: clustered,
+/// and of low intrinsic dimension (points around `clusters` centres in a
+/// 24-dimensional latent space, mapped into `dim` dimensions by a fixed
+/// random matrix, plus a little noise). Uniform random vectors in 384
+/// dimensions have no near neighbours to find, which no real KB looks like.
 pub fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
+    // The map and the centres depend only on the shape, so data and queries
+    // (drawn with different seeds) share them.
+    let mut shape = SplitMix::new(0x5eed ^ (dim as u64) ^ ((clusters as u64) << 20));
+    let map: Vec<f32> = (0..dim * LATENT).map(|_| shape.normal()).collect();
+    let centres: Vec<f32> = (0..clusters * LATENT).map(|_| shape.normal()).collect();
     let mut rng = SplitMix::new(seed);
-    let mut centres = vec![0f32; clusters * dim];
-    centres.iter_mut().for_each(|x| *x = rng.normal());
     let mut out = vec![0f32; n * dim];
+    let mut z = [0f32; LATENT];
     for row in out.chunks_mut(dim) {
         let c = rng.below(clusters);
-        for (j, x) in row.iter_mut().enumerate() {
-            // Noise about half the centre's scale: neighbours are close but distinct.
-            *x = centres[c * dim + j] + 0.6 * rng.normal();
+        for (j, zj) in z.iter_mut().enumerate() {
+            *zj = centres[c * LATENT + j] + 0.5 * rng.normal();
+        }
+        for (i, x) in row.iter_mut().enumerate() {
+            let m = &map[i * LATENT..(i + 1) * LATENT];
+            *x = m.iter().zip(&z).map(|(a, b)| a * b).sum::<f32>() + 0.3 * rng.normal();
         }
         crate::kb::embed::normalize(row);
     }
