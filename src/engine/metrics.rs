@@ -28,8 +28,14 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] =
-        [Stage::EventToSearch, Stage::Search, Stage::Decide, Stage::EventToPush, Stage::Push, Stage::EndToEnd];
+    pub const ALL: [Stage; 6] = [
+        Stage::EventToSearch,
+        Stage::Search,
+        Stage::Decide,
+        Stage::EventToPush,
+        Stage::Push,
+        Stage::EndToEnd,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
