@@ -17,14 +17,16 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{self, ConversationPhase, Frame, TranscriptionBody};
+use super::protocol::{self, Frame};
 use super::rest::Rest;
 use super::socket::{SocketConfig, SocketEnd, SocketEvent, SocketTarget, spawn_socket};
 use super::{Backoff, Dialect, NetError, policy};
-use crate::domain::{ConnectionState, Speaker, StreamEvent, TranscriptEvent};
+use crate::domain::{ConnectionState, StreamEvent};
 
 /// Ended conversation ids remembered, to ignore their late events.
 const RECENTLY_ENDED: usize = 10_000;
+
+mod conversations;
 
 /// What to listen to and how patiently.
 #[derive(Debug, Clone)]
@@ -93,6 +95,22 @@ struct Slot {
     retry_at: Option<Instant>,
     /// A channel being opened to replace this one before it expires.
     successor: Option<Box<Slot>>,
+    /// Topics go on the channel once its socket is open: events for a topic
+    /// subscribed before anyone listens are lost (the simulator starts a
+    /// call's clock at subscription, and a real call keeps talking).
+    subscribe_on_open: bool,
+}
+
+/// When a new channel's topics are subscribed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Subscribe {
+    /// Before its socket connects: the first channel (a missing permission
+    /// shows at once) and a rotation's successor (the old channel still
+    /// delivers meanwhile).
+    Now,
+    /// Once its socket is open, so nothing is sent to a channel nobody
+    /// listens on yet.
+    OnOpen,
 }
 
 struct Conversation {
@@ -161,7 +179,7 @@ impl Manager {
         let mut attempt = 0;
         loop {
             let topics = self.discovery_topics().into_iter().collect();
-            match self.open_slot(topics).await {
+            match self.open_slot(topics, Subscribe::Now).await {
                 Ok(slot) => {
                     self.slots.push(slot);
                     self.connect(0);
@@ -225,13 +243,16 @@ impl Manager {
         }
     }
 
-    /// Creates a channel and subscribes it to `topics`.
-    async fn open_slot(&mut self, topics: BTreeSet<String>) -> Result<Slot, NetError> {
+    /// Creates a channel for `topics`, subscribing them now or, with
+    /// `Subscribe::OnOpen`, once its socket is open.
+    async fn open_slot(&mut self, topics: BTreeSet<String>, when: Subscribe) -> Result<Slot, NetError> {
         let channel = self.rest.create_channel().await?;
         let expires = channel.expires.as_deref().and_then(|e| humantime::parse_rfc3339_weak(e).ok());
-        let list: Vec<String> = topics.iter().cloned().collect();
-        self.rest.replace_topics(&channel.id, &list).await?;
-        tracing::info!(channel = %channel.id, topics = list.len(), "opened notification channel");
+        if when == Subscribe::Now {
+            let list: Vec<String> = topics.iter().cloned().collect();
+            self.rest.replace_topics(&channel.id, &list).await?;
+        }
+        tracing::info!(channel = %channel.id, topics = topics.len(), "opened notification channel");
         self.next_epoch += 1;
         Ok(Slot {
             channel,
@@ -243,6 +264,7 @@ impl Manager {
             attempt: 0,
             retry_at: None,
             successor: None,
+            subscribe_on_open: when == Subscribe::OnOpen,
         })
     }
 
@@ -280,7 +302,13 @@ impl Manager {
                         }
                     }
                 }
-                if let Some(s) = self.slots.get_mut(slot).filter(|s| s.epoch == epoch) {
+                if !self.is_current(slot, epoch) {
+                    return Ok(());
+                }
+                if self.slots[slot].subscribe_on_open {
+                    self.subscribe_open_slot(slot).await?;
+                }
+                if let Some(s) = self.slots.get_mut(slot).filter(|s| s.epoch == epoch && s.socket.is_some()) {
                     s.live = true;
                     s.attempt = 0;
                 }
@@ -301,6 +329,27 @@ impl Manager {
             }
         }
         Ok(())
+    }
+
+    /// Subscribes a freshly opened channel's topics; if that fails the
+    /// socket is dropped and the usual reconnect retries it.
+    async fn subscribe_open_slot(&mut self, slot: usize) -> Result<(), Fatal> {
+        let s = &self.slots[slot];
+        let (id, all): (String, Vec<String>) = (s.channel.id.clone(), s.topics.iter().cloned().collect());
+        match self.rest.replace_topics(&id, &all).await {
+            Ok(()) => {
+                self.slots[slot].subscribe_on_open = false;
+                Ok(())
+            }
+            Err(e) if e.is_permanent() => Err(Fatal(e)),
+            Err(e) => {
+                if let Some(h) = self.slots[slot].socket.take() {
+                    h.abort();
+                }
+                self.on_closed(slot, SocketEnd::Lost(format!("subscribing the new channel failed: {e}")))
+                    .await
+            }
+        }
     }
 
     fn is_current(&self, slot: usize, epoch: u64) -> bool {
@@ -377,7 +426,7 @@ impl Manager {
                 Ok(None)
             } else {
                 let topics = self.slots[i].topics.clone();
-                self.open_slot(topics).await.map(Some)
+                self.open_slot(topics, Subscribe::OnOpen).await.map(Some)
             }
         }
         .await;
@@ -412,7 +461,7 @@ impl Manager {
             return Ok(());
         }
         let topics = s.topics.clone();
-        match self.open_slot(topics).await {
+        match self.open_slot(topics, Subscribe::Now).await {
             Ok(next) => {
                 let target = self.target(&next, i);
                 let mut next = Box::new(next);
@@ -446,128 +495,6 @@ impl Manager {
             Frame::TutorialTranscript { .. } | Frame::Unknown { .. } => {
                 tracing::debug!("ignored a frame on an unused topic");
             }
-        }
-        Ok(())
-    }
-
-    async fn on_conversation(&mut self, body: protocol::ConversationBody) -> Result<(), Fatal> {
-        let Some(id) = body.id.clone().filter(|i| !i.is_empty()) else {
-            return Ok(());
-        };
-        match body.phase() {
-            ConversationPhase::Active { queue_id } => {
-                if !self.conversations.contains_key(&id) && !self.ended.0.contains(&id) {
-                    self.subscribe(&id).await?;
-                    self.emit(StreamEvent::ConversationStarted { conversation_id: id, queue_id }).await;
-                }
-            }
-            ConversationPhase::Ended => self.end(&id).await?,
-            ConversationPhase::Pending => {}
-        }
-        Ok(())
-    }
-
-    /// Adds a conversation's transcription topic to a channel with room,
-    /// opening a new channel when all are full.
-    async fn subscribe(&mut self, id: &str) -> Result<(), Fatal> {
-        let topic = protocol::transcription_topic(id);
-        let index = match self.slots.iter().position(|s| s.topics.len() < self.config.max_topics) {
-            Some(i) => {
-                let channel = self.slots[i].channel.id.clone();
-                match self.rest.add_topics(&channel, std::slice::from_ref(&topic)).await {
-                    Ok(()) => {}
-                    Err(e) if e.is_permanent() => return Err(Fatal(e)),
-                    Err(e) => tracing::warn!(error = %e, %topic, "subscribe failed; restored on reconnect"),
-                }
-                self.slots[i].topics.insert(topic);
-                i
-            }
-            None => match self.open_slot(BTreeSet::from([topic])).await {
-                Ok(slot) => {
-                    self.slots.push(slot);
-                    let i = self.slots.len() - 1;
-                    self.connect(i);
-                    i
-                }
-                Err(e) => return Err(Fatal(e)),
-            },
-        };
-        self.conversations.insert(id.to_string(), Conversation { slot: index, finals: HashSet::new() });
-        Ok(())
-    }
-
-    async fn end(&mut self, id: &str) -> Result<(), Fatal> {
-        let Some(conv) = self.conversations.remove(id) else {
-            return Ok(());
-        };
-        if self.ended.0.insert(id.to_string()) {
-            self.ended.1.push_back(id.to_string());
-            if self.ended.1.len() > RECENTLY_ENDED
-                && let Some(old) = self.ended.1.pop_front()
-            {
-                self.ended.0.remove(&old);
-            }
-        }
-        let topic = protocol::transcription_topic(id);
-        if let Some(s) = self.slots.get_mut(conv.slot) {
-            s.topics.remove(&topic);
-            // PUT the remaining list: the Java SDK's way to drop one topic.
-            let list: Vec<String> = s.topics.iter().cloned().collect();
-            let channel = s.channel.id.clone();
-            match self.rest.replace_topics(&channel, &list).await {
-                Ok(()) => {}
-                Err(e) if e.is_permanent() => return Err(Fatal(e)),
-                Err(e) => tracing::warn!(error = %e, %topic, "unsubscribe failed"),
-            }
-        }
-        self.emit(StreamEvent::ConversationEnded { conversation_id: id.to_string() }).await;
-        Ok(())
-    }
-
-    async fn on_transcription(&mut self, slot: usize, body: TranscriptionBody) -> Result<(), Fatal> {
-        let Some(id) = body.conversation_id.clone().filter(|i| !i.is_empty()) else {
-            self.emit(StreamEvent::Discarded { reason: "transcription event without conversationId".into() })
-                .await;
-            return Ok(());
-        };
-        if self.ended.0.contains(&id) {
-            return Ok(());
-        }
-        let conv = self
-            .conversations
-            .entry(id.clone())
-            .or_insert_with(|| Conversation { slot, finals: HashSet::new() });
-        let mut events = Vec::new();
-        for (n, r) in body.transcripts.iter().flatten().enumerate() {
-            let Some(text) = protocol::result_text(r) else {
-                continue;
-            };
-            let offset_ms = r.alternatives.as_ref().and_then(|a| a.first()).and_then(|a| a.offset_ms);
-            // Without an utteranceId, the offset identifies the utterance.
-            let utterance_id = r.utterance_id.clone().unwrap_or_else(|| {
-                format!("{id}@{}", offset_ms.map_or_else(|| n.to_string(), |o| o.to_string()))
-            });
-            let is_final = r.is_final != Some(false);
-            if conv.finals.contains(&utterance_id) {
-                continue;
-            }
-            if is_final {
-                conv.finals.insert(utterance_id.clone());
-            }
-            events.push(TranscriptEvent {
-                conversation_id: id.clone(),
-                utterance_id,
-                speaker: Speaker::from_channel(r.channel.as_deref()),
-                text,
-                is_final,
-                offset_ms,
-            });
-        }
-        for e in events {
-            self.emit(StreamEvent::Transcript(e)).await;
-        }
-        if protocol::session_ended(&body) {
-            self.end(&id).await?;
         }
         Ok(())
     }
