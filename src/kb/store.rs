@@ -404,6 +404,29 @@ impl Retriever {
         Ok((Self { kb, embedder: Box::new(embedder) }, report))
     }
 
+    /// Embeds several queries in one batch (sorted by length, so padding
+    /// stays small) and searches each; one result per query, in order.
+    pub fn query_many(
+        &mut self,
+        queries: &[(String, usize)],
+    ) -> Result<Vec<Result<Vec<Hit>, KbError>>, KbError> {
+        let texts: Vec<String> =
+            queries.iter().map(|(q, _)| q.trim().to_string()).filter(|q| !q.is_empty()).collect();
+        let vectors = self.embedder.embed_many(&texts, &mut |_| {})?;
+        let dim = self.embedder.dimension();
+        let mut next = vectors.chunks(dim.max(1));
+        Ok(queries
+            .iter()
+            .map(|(q, k)| {
+                if q.trim().is_empty() {
+                    return Err(KbError::EmptyQuery);
+                }
+                let v = next.next().ok_or_else(|| KbError::Embed("batch returned too few vectors".into()))?;
+                self.kb.search(v, *k)
+            })
+            .collect())
+    }
+
     /// Embeds one query and searches it.
     pub fn query(&mut self, text: &str, k: usize) -> Result<Vec<Hit>, KbError> {
         let text = text.trim();

@@ -3,9 +3,9 @@
 //!
 //! Latest wins: when it picks up work it drains its queue and keeps only
 //! the newest search per conversation, since an older window's results
-//! would be dropped as stale anyway. Results go back on the runtime's
-//! bounded message channel (`blocking_send`: the worker waits, the loop
-//! never does).
+//! would be dropped as stale anyway; what remains runs as one batch.
+//! Results go back on the runtime's bounded message channel
+//! (`blocking_send`: the worker waits, the loop never does).
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
@@ -15,6 +15,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::store::Retriever;
+use super::{Hit, KbError};
 use crate::engine::{Msg, RequestId, SearchTiming};
 
 /// One search to run.
@@ -55,14 +56,27 @@ pub fn spawn_worker(mut retriever: Retriever, out: mpsc::Sender<Msg>) -> KbHandl
         .name("kb-worker".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
-                for job in latest_per_conversation(first, &rx) {
-                    let started = Instant::now();
-                    let msg = match retriever.query(&job.query, job.k) {
+                let jobs = latest_per_conversation(first, &rx);
+                let started = Instant::now();
+                // Under load several calls wait at once: one batched model
+                // run serves them all for much less than one run each.
+                let results: Vec<Result<Vec<Hit>, KbError>> = if jobs.len() == 1 {
+                    vec![retriever.query(&jobs[0].query, jobs[0].k)]
+                } else {
+                    let queries: Vec<(String, usize)> = jobs.iter().map(|j| (j.query.clone(), j.k)).collect();
+                    match retriever.query_many(&queries) {
+                        Ok(r) => r,
+                        Err(e) => jobs.iter().map(|_| Err(KbError::Embed(e.to_string()))).collect(),
+                    }
+                };
+                let finished = Instant::now();
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let msg = match result {
                         Ok(hits) => Msg::SearchDone {
                             request: job.request,
                             conversation_id: job.conversation_id,
                             hits,
-                            timing: SearchTiming { started, finished: Instant::now() },
+                            timing: SearchTiming { started, finished },
                         },
                         Err(e) => Msg::SearchFailed {
                             request: job.request,

@@ -226,3 +226,31 @@ fn labelled_queries_reach_recall_at_3_of_at_least_0_9() {
     assert!(report.recall_at_k >= 0.9, "recall@3 {:.3}; misses: {:#?}", report.recall_at_k, report.misses);
     assert!(report.mrr_at_k <= report.recall_at_k && report.top1 <= report.mrr_at_k);
 }
+
+#[test]
+fn batched_queries_rank_like_single_ones() {
+    let (_tmp, paths) = temp_paths();
+    let (mut r, _) =
+        Retriever::open(&kb_options(vec![repo("kb")], IndexKind::Flat), &paths, &mut no_progress).unwrap();
+    let queries =
+        ["I was charged twice this month", "", "the camera says it's offline", "my earbuds won't pair"];
+    let batch: Vec<(String, usize)> = queries.iter().map(|q| (q.to_string(), 3)).collect();
+    let results = r.query_many(&batch).unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(matches!(results[1], Err(KbError::EmptyQuery)));
+    for (q, got) in queries.iter().zip(&results) {
+        if q.is_empty() {
+            continue;
+        }
+        let single = r.query(q, 3).unwrap();
+        let got = got.as_ref().unwrap();
+        assert_eq!(got[0].article_id, single[0].article_id, "{q}");
+        // The int8 model quantises per batch: scores agree closely, not exactly.
+        assert!(
+            (got[0].score - single[0].score).abs() < 0.03,
+            "{q}: {} vs {}",
+            got[0].score,
+            single[0].score
+        );
+    }
+}
