@@ -97,6 +97,10 @@ pub enum StreamEvent {
     Discarded {
         reason: String,
     },
+    /// Something the operator should know; the stream goes on.
+    Warning {
+        message: String,
+    },
 }
 
 /// One article result in a push.

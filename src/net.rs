@@ -1,5 +1,6 @@
 //! Genesys Cloud connectivity: OAuth client credentials ([`auth`]), the
-//! transcript stream in both dialects ([`stream`], [`tutorial`]), and the
+//! transcript stream in both dialects ([`stream`], [`tutorial`]) with
+//! catch-up on conversations it did not see start ([`catchup`]), and the
 //! push client with its retry policy ([`push`]). Wire types live in
 //! [`protocol`]; the retry and backoff rules are pure ([`policy`]).
 //!
@@ -7,6 +8,7 @@
 //! every error message passes through [`redact`], which blanks tokens in URLs.
 
 pub mod auth;
+pub mod catchup;
 pub mod cumulative;
 pub mod policy;
 pub mod protocol;

@@ -7,6 +7,7 @@
 //! Start it in-process with [`spawn`], or as `agent-assist sim`, which
 //! prints `{"base_url": ..., "queue_id": ...}` once ready.
 
+pub mod analytics;
 pub mod api;
 pub mod fault;
 pub mod player;
@@ -108,6 +109,16 @@ impl SimHandle {
         self.shared.lock().tokens.clear();
     }
 
+    /// Starts or ends a network outage: while on, every streaming socket is
+    /// closed and new ones are refused; REST keeps working. Calls go on
+    /// playing, so their events meanwhile are lost, as on a real network.
+    pub fn set_outage(&self, on: bool) {
+        self.shared.outage.store(on, std::sync::atomic::Ordering::SeqCst);
+        if on {
+            self.shared.close_all();
+        }
+    }
+
     /// Stops serving and playing.
     pub async fn stop(self) {
         self.cancel.cancel();
@@ -157,6 +168,7 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
         .route("/channels/{id}", get(ws::channel_socket))
         .route("/api/v2/interactions/events/websocket", get(ws::tutorial_socket))
         .route("/api/v2/agent-assist/interactions/{conversation_id}/results", post(api::push))
+        .route("/api/v2/analytics/conversations/details/query", post(analytics::details_query))
         .route("/sim/pushes", get(api::pushes))
         .route("/sim/stats", get(api::stats))
         .with_state(shared.clone());

@@ -184,6 +184,11 @@ pub enum Record {
         error: Option<String>,
     },
     Connection(ConnectionState),
+    /// Something the operator should know about the stream (a missing
+    /// permission, say); it went on.
+    Warning {
+        message: String,
+    },
     Setting {
         knob: String,
         value: String,

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::domain::{PushAttempt, Speaker, StreamEvent, TranscriptEvent};
+use crate::domain::{PushAttempt, PushOutcome, PushRequest, Speaker, StreamEvent, TranscriptEvent};
 
 fn base() -> Instant {
     static BASE: OnceLock<Instant> = OnceLock::new();
@@ -384,4 +384,13 @@ fn ended_conversations_are_evicted_so_memory_stays_bounded() {
     e.handle(customer("q", "u", "hi"), at(0));
     e.handle(Msg::Tick, at(10_000));
     assert!(e.conversation("q").unwrap().ended_at.is_some());
+}
+
+#[test]
+fn stream_warnings_reach_the_operator_and_the_audit_log() {
+    let mut e = engine(|_| {});
+    let message = "cannot catch up: needs permission analytics:conversationDetail:view".to_string();
+    let fx = e.handle(Msg::Stream(StreamEvent::Warning { message: message.clone() }), at(1));
+    assert_eq!(e.notices().back().map(|n| n.text.as_str()), Some(message.as_str()));
+    assert!(fx.contains(&Effect::Record(Record::Warning { message })));
 }

@@ -1,12 +1,16 @@
-//! The Notifications API's REST calls (channels and subscriptions) over one
-//! pooled HTTP client, with the shared token and one refresh-and-retry on 401.
+//! The REST calls the stream makes (notification channels and
+//! subscriptions, and the analytics query that catches up after a gap) over
+//! one pooled HTTP client, with the shared token and one refresh-and-retry
+//! on 401.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
+use serde::Serialize;
 
 use super::auth::TokenSource;
+use super::catchup::DetailsPage;
 use super::policy::{missing_permissions, server_message};
 use super::protocol::{Channel, Topic, TopicListing};
 use super::{NetError, redact};
@@ -44,7 +48,7 @@ impl Rest {
         &self,
         method: Method,
         path: &str,
-        body: Option<&[Topic]>,
+        body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<(u16, String), NetError> {
         let url = format!("{}{path}", self.base);
         let mut token = self.auth.token().await?;
@@ -84,13 +88,14 @@ impl Rest {
 
     /// `POST /api/v2/notifications/channels`.
     pub async fn create_channel(&self) -> Result<Channel, NetError> {
-        let (_, body) = self.call(Method::POST, "/api/v2/notifications/channels", None).await?;
+        let (_, body) = self.call(Method::POST, "/api/v2/notifications/channels", None::<&()>).await?;
         serde_json::from_str(&body).map_err(|e| NetError::Protocol { message: format!("channel: {e}") })
     }
 
     /// `HEAD /api/v2/notifications/channels/{id}`: whether it still exists.
     pub async fn channel_exists(&self, channel: &str) -> Result<bool, NetError> {
-        match self.call(Method::HEAD, &format!("/api/v2/notifications/channels/{channel}"), None).await {
+        match self.call(Method::HEAD, &format!("/api/v2/notifications/channels/{channel}"), None::<&()>).await
+        {
             Ok(_) => Ok(true),
             Err(NetError::Status { status: 404, .. }) => Ok(false),
             Err(e) => Err(e),
@@ -110,7 +115,7 @@ impl Rest {
     async fn topics(&self, method: Method, channel: &str, topics: &[String]) -> Result<(), NetError> {
         let body: Vec<Topic> = topics.iter().map(Topic::new).collect();
         let path = format!("/api/v2/notifications/channels/{channel}/subscriptions?ignoreErrors=false");
-        let (_, text) = self.call(method, &path, Some(&body)).await?;
+        let (_, text) = self.call(method, &path, Some(body.as_slice())).await?;
         // With ignoreErrors=false a refusal is an HTTP error, but be strict
         // about topics reported as rejected too.
         if let Ok(listing) = serde_json::from_str::<TopicListing>(&text)
@@ -131,9 +136,17 @@ impl Rest {
     /// `GET .../subscriptions`.
     pub async fn list_topics(&self, channel: &str) -> Result<Vec<Topic>, NetError> {
         let path = format!("/api/v2/notifications/channels/{channel}/subscriptions");
-        let (_, text) = self.call(Method::GET, &path, None).await?;
+        let (_, text) = self.call(Method::GET, &path, None::<&()>).await?;
         let listing: TopicListing = serde_json::from_str(&text)
             .map_err(|e| NetError::Protocol { message: format!("subscriptions: {e}") })?;
         Ok(listing.entities)
+    }
+
+    /// `POST /api/v2/analytics/conversations/details/query`: one page.
+    pub async fn conversation_details(&self, query: &serde_json::Value) -> Result<DetailsPage, NetError> {
+        let path = "/api/v2/analytics/conversations/details/query";
+        let (_, text) = self.call(Method::POST, path, Some(query)).await?;
+        serde_json::from_str(&text)
+            .map_err(|e| NetError::Protocol { message: format!("conversation details: {e}") })
     }
 }

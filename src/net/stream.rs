@@ -6,8 +6,10 @@
 //! conversation's transcription topic and drops it when the conversation
 //! ends, keeps at most `max_topics` per channel (opening another channel
 //! beyond that), rotates a channel before it expires, and reconnects dropped
-//! sockets with backoff and jitter, restoring subscriptions. Every state
-//! change goes out as a [`StreamEvent`]. Socket lifetimes run in
+//! sockets with backoff and jitter, restoring subscriptions. Once every
+//! socket is live (at start and after each gap) it catches up on calls it
+//! did not see start or end ([`super::catchup`]). Every state change goes
+//! out as a [`StreamEvent`]. Socket lifetimes run in
 //! [`super::socket`] tasks that report back here.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -19,13 +21,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, Frame};
 use super::rest::Rest;
-use super::socket::{SocketConfig, SocketEnd, SocketEvent, SocketTarget, spawn_socket};
-use super::{Backoff, Dialect, NetError, policy};
+use super::socket::{SocketConfig, SocketEnd, SocketEvent};
+use super::{Backoff, NetError, policy};
 use crate::domain::{ConnectionState, StreamEvent};
 
 /// Ended conversation ids remembered, to ignore their late events.
 const RECENTLY_ENDED: usize = 10_000;
 
+mod channels;
 mod conversations;
 
 /// What to listen to and how patiently.
@@ -131,6 +134,11 @@ struct Manager {
     ended: (HashSet<String>, std::collections::VecDeque<String>),
     next_epoch: u64,
     state: ConnectionState,
+    /// Catch up on conversations in progress once every socket is live:
+    /// true at start and after any socket dropped.
+    catch_up_due: bool,
+    /// False once the org refused the analytics query (no permission).
+    catch_up_allowed: bool,
 }
 
 /// A failure the manager cannot work around: reported, then the stream stops.
@@ -152,6 +160,8 @@ impl Manager {
             conversations: HashMap::new(),
             ended: (HashSet::new(), std::collections::VecDeque::new()),
             next_epoch: 0,
+            catch_up_due: true,
+            catch_up_allowed: true,
             state: ConnectionState::Connecting,
         }
     }
@@ -243,50 +253,6 @@ impl Manager {
         }
     }
 
-    /// Creates a channel for `topics`, subscribing them now or, with
-    /// `Subscribe::OnOpen`, once its socket is open.
-    async fn open_slot(&mut self, topics: BTreeSet<String>, when: Subscribe) -> Result<Slot, NetError> {
-        let channel = self.rest.create_channel().await?;
-        let expires = channel.expires.as_deref().and_then(|e| humantime::parse_rfc3339_weak(e).ok());
-        if when == Subscribe::Now {
-            let list: Vec<String> = topics.iter().cloned().collect();
-            self.rest.replace_topics(&channel.id, &list).await?;
-        }
-        tracing::info!(channel = %channel.id, topics = topics.len(), "opened notification channel");
-        self.next_epoch += 1;
-        Ok(Slot {
-            channel,
-            expires,
-            topics,
-            epoch: self.next_epoch,
-            socket: None,
-            live: false,
-            attempt: 0,
-            retry_at: None,
-            successor: None,
-            subscribe_on_open: when == Subscribe::OnOpen,
-        })
-    }
-
-    fn target(&self, slot: &Slot, index: usize) -> SocketTarget {
-        SocketTarget {
-            url: slot.channel.connect_uri.clone(),
-            dialect: Dialect::Notifications,
-            slot: index,
-            epoch: slot.epoch,
-        }
-    }
-
-    fn connect(&mut self, index: usize) {
-        let target = self.target(&self.slots[index], index);
-        let handle = spawn_socket(target, self.config.socket, self.sockets_tx.clone());
-        let slot = &mut self.slots[index];
-        if let Some(old) = slot.socket.replace(handle) {
-            old.abort();
-        }
-        slot.retry_at = None;
-    }
-
     async fn on_socket(&mut self, ev: SocketEvent) -> Result<(), Fatal> {
         match ev {
             SocketEvent::Opened { slot, epoch } => {
@@ -314,6 +280,9 @@ impl Manager {
                 }
                 if self.slots.iter().all(|s| s.live) {
                     self.set_state(ConnectionState::Live).await;
+                    if std::mem::take(&mut self.catch_up_due) {
+                        self.catch_up().await?;
+                    }
                 }
             }
             SocketEvent::Frame { slot, epoch, frame } => {
@@ -331,27 +300,6 @@ impl Manager {
         Ok(())
     }
 
-    /// Subscribes a freshly opened channel's topics; if that fails the
-    /// socket is dropped and the usual reconnect retries it.
-    async fn subscribe_open_slot(&mut self, slot: usize) -> Result<(), Fatal> {
-        let s = &self.slots[slot];
-        let (id, all): (String, Vec<String>) = (s.channel.id.clone(), s.topics.iter().cloned().collect());
-        match self.rest.replace_topics(&id, &all).await {
-            Ok(()) => {
-                self.slots[slot].subscribe_on_open = false;
-                Ok(())
-            }
-            Err(e) if e.is_permanent() => Err(Fatal(e)),
-            Err(e) => {
-                if let Some(h) = self.slots[slot].socket.take() {
-                    h.abort();
-                }
-                self.on_closed(slot, SocketEnd::Lost(format!("subscribing the new channel failed: {e}")))
-                    .await
-            }
-        }
-    }
-
     fn is_current(&self, slot: usize, epoch: u64) -> bool {
         self.slots.get(slot).is_some_and(|s| s.epoch == epoch)
     }
@@ -360,26 +308,8 @@ impl Manager {
         self.slots.get(slot).and_then(|s| s.successor.as_ref()).is_some_and(|n| n.epoch == epoch)
     }
 
-    /// Make-before-break rotation: once the successor's socket is open, it
-    /// replaces the old channel, whose socket is closed. Returns the topics
-    /// the old channel gained meanwhile (to subscribe on the new one), or
-    /// `None` if this was not a successor opening.
-    fn promote_successor(&mut self, slot: usize, epoch: u64) -> Option<Vec<String>> {
-        let s = self.slots.get_mut(slot)?;
-        if s.successor.as_ref().is_none_or(|n| n.epoch != epoch) {
-            return None;
-        }
-        let next = s.successor.take()?;
-        let old = std::mem::replace(s, *next);
-        if let Some(h) = old.socket {
-            h.abort();
-        }
-        let missing: Vec<String> = old.topics.difference(&s.topics).cloned().collect();
-        s.topics = old.topics;
-        Some(missing)
-    }
-
     async fn on_closed(&mut self, index: usize, ended: SocketEnd) -> Result<(), Fatal> {
+        self.catch_up_due = true;
         let slot = &mut self.slots[index];
         slot.live = false;
         slot.socket = None;
@@ -412,69 +342,6 @@ impl Manager {
             self.maybe_rotate(i).await?;
         }
         Ok(())
-    }
-
-    /// Reconnects a dropped slot: reuse the channel if it still exists
-    /// (restoring its topics), otherwise open a new one with the same topics.
-    async fn reconnect(&mut self, i: usize) -> Result<(), Fatal> {
-        let topics: Vec<String> = self.slots[i].topics.iter().cloned().collect();
-        let id = self.slots[i].channel.id.clone();
-        let expired = self.slots[i].expires.is_some_and(|e| e <= SystemTime::now());
-        let result = async {
-            if !expired && self.rest.channel_exists(&id).await? {
-                self.rest.replace_topics(&id, &topics).await?;
-                Ok(None)
-            } else {
-                let topics = self.slots[i].topics.clone();
-                self.open_slot(topics, Subscribe::OnOpen).await.map(Some)
-            }
-        }
-        .await;
-        match result {
-            Ok(new_slot) => {
-                if let Some(mut s) = new_slot {
-                    s.attempt = self.slots[i].attempt;
-                    self.slots[i] = s;
-                }
-                self.connect(i);
-                Ok(())
-            }
-            Err(e) if e.is_permanent() => Err(Fatal(e)),
-            Err(e) => {
-                let slot = &mut self.slots[i];
-                slot.attempt += 1;
-                let delay = policy::backoff_delay(&self.config.backoff, slot.attempt, rand::random());
-                slot.retry_at = Some(Instant::now() + delay);
-                let attempt = slot.attempt;
-                self.reconnecting(attempt, delay, e.to_string()).await;
-                Ok(())
-            }
-        }
-    }
-
-    async fn maybe_rotate(&mut self, i: usize) -> Result<(), Fatal> {
-        let s = &self.slots[i];
-        let due = s.expires.is_some_and(|e| {
-            e.duration_since(SystemTime::now()).unwrap_or_default() <= self.config.rotate_before
-        });
-        if !due || s.successor.is_some() || !s.live {
-            return Ok(());
-        }
-        let topics = s.topics.clone();
-        match self.open_slot(topics, Subscribe::Now).await {
-            Ok(next) => {
-                let target = self.target(&next, i);
-                let mut next = Box::new(next);
-                next.socket = Some(spawn_socket(target, self.config.socket, self.sockets_tx.clone()));
-                self.slots[i].successor = Some(next);
-                Ok(())
-            }
-            Err(e) if e.is_permanent() => Err(Fatal(e)),
-            Err(e) => {
-                tracing::warn!(error = %e, "channel rotation failed; will retry");
-                Ok(())
-            }
-        }
     }
 
     async fn on_frame(&mut self, slot: usize, frame: Frame) -> Result<(), Fatal> {

@@ -31,6 +31,9 @@ pub enum Fault {
     /// Each connection goes silent (no heartbeats, pongs or events) this
     /// long after it opened, as a hung server would.
     HeartbeatStop { after: Duration },
+    /// The analytics conversation details query answers 403, as for a
+    /// client without `analytics:conversationDetail:view`.
+    Analytics403,
 }
 
 impl Fault {
@@ -47,6 +50,7 @@ impl Fault {
             Self::TokenExpire { .. } => "token-expire",
             Self::SocketClosing { .. } => "socket-closing",
             Self::HeartbeatStop { .. } => "heartbeat-stop",
+            Self::Analytics403 => "analytics-403",
         }
     }
 }
@@ -59,7 +63,7 @@ impl fmt::Display for Fault {
 
 /// The kinds `--fault` accepts, for error messages.
 pub const KINDS: &str = "push-429, push-500, push-slow, push-403, ws-drop, ws-malformed, ws-duplicate, \
-                         token-expire, socket-closing, heartbeat-stop";
+                         token-expire, socket-closing, heartbeat-stop, analytics-403";
 
 impl FromStr for Fault {
     type Err = String;
@@ -128,6 +132,7 @@ impl FromStr for Fault {
             "heartbeat-stop" => {
                 known(&["after_s"]).and_then(|()| Ok(Self::HeartbeatStop { after: secs("after_s")? }))?
             }
+            "analytics-403" => known(&[]).map(|()| Self::Analytics403)?,
             other => return Err(format!("unknown fault `{other}` (known: {KINDS})")),
         };
         Ok(fault)
@@ -162,6 +167,7 @@ mod tests {
             Ok(Fault::PushSlow { every: 2, delay: Duration::from_millis(1500) })
         );
         assert_eq!("ws-drop:every=40".parse(), Ok(Fault::WsDrop { every: 40 }));
+        assert_eq!("analytics-403".parse(), Ok(Fault::Analytics403));
         assert_eq!(
             "token-expire:after_s=2.5".parse(),
             Ok(Fault::TokenExpire { after: Duration::from_millis(2500) })

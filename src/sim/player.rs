@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::analytics::SIM_AGENT;
 use super::script::Script;
-use super::state::Shared;
+use super::state::{Shared, SimCall};
 use crate::net::protocol::transcription_topic;
 
 /// How conversations are scheduled.
@@ -94,7 +95,7 @@ fn conversation_event(id: &str, queue: &str, ended: bool) -> Value {
     let mut parts = json!([
         {"id": format!("{id}-c"), "purpose": "customer", "connectedTime": t, "endTime": end(json!(t))},
         {"id": format!("{id}-q"), "purpose": "acd", "queueId": queue, "connectedTime": t, "endTime": t},
-        {"id": format!("{id}-a"), "purpose": "agent", "userId": "sim-agent", "queueId": queue,
+        {"id": format!("{id}-a"), "purpose": "agent", "userId": SIM_AGENT, "queueId": queue,
          "connectedTime": t, "endTime": end(json!(t))}
     ]);
     // Genesys omits absent times rather than sending null.
@@ -118,6 +119,8 @@ pub async fn play(sim: &Shared, script: &Script, id: &str, pb: &Playback) {
     let queue_topic = format!("v2.routing.queues.{queue}.conversations");
     let topic = transcription_topic(id);
     Shared::bump(&sim.counters.conversations_started);
+    let call = SimCall { queue_id: queue.clone(), started: SystemTime::now(), ended: None };
+    sim.lock().calls.insert(id.to_string(), call);
     // Announce, and announce again each second until the transcription topic
     // is subscribed (a client may have been reconnecting) or the grace ends.
     let give_up = Instant::now() + pb.subscribe_grace;
@@ -178,5 +181,8 @@ pub async fn play(sim: &Shared, script: &Script, id: &str, pb: &Playback) {
                         "status": { "offsetMs": end_offset, "status": "SESSION_ENDED" } });
     sim.publish(&topic, &envelope(&topic, ended));
     sim.publish(&queue_topic, &envelope(&queue_topic, conversation_event(id, &queue, true)));
+    if let Some(c) = sim.lock().calls.get_mut(id) {
+        c.ended = Some(SystemTime::now());
+    }
     Shared::bump(&sim.counters.conversations_ended);
 }

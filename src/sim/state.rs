@@ -4,7 +4,7 @@
 //! update; sending happens through each socket's own queue.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -102,6 +102,14 @@ impl FaultState {
     }
 }
 
+/// A conversation the player has announced, for the analytics query.
+#[derive(Debug, Clone)]
+pub struct SimCall {
+    pub queue_id: String,
+    pub started: SystemTime,
+    pub ended: Option<SystemTime>,
+}
+
 #[derive(Default)]
 pub struct Inner {
     pub tokens: HashMap<String, Instant>,
@@ -109,6 +117,8 @@ pub struct Inner {
     pub tutorial: HashMap<u64, mpsc::UnboundedSender<Outbound>>,
     pub pushes: Vec<PushRecord>,
     pub push_index: HashMap<String, usize>,
+    /// Every conversation played so far, by id.
+    pub calls: BTreeMap<String, SimCall>,
 }
 
 /// Fixed behaviour of a simulator instance.
@@ -132,6 +142,8 @@ pub struct Shared {
     pub counters: Counters,
     /// Woken whenever subscriptions or listeners change.
     pub changed: Notify,
+    /// While set, streaming sockets are refused (a network outage).
+    pub outage: AtomicBool,
     next_conn: AtomicU64,
     inner: Mutex<Inner>,
 }
@@ -149,6 +161,7 @@ impl Shared {
                 .collect(),
             counters: Counters::default(),
             changed: Notify::new(),
+            outage: AtomicBool::new(false),
             next_conn: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
         }

@@ -33,6 +33,9 @@ pub async fn channel_socket(
     Path(id): Path<String>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if sim.outage.load(std::sync::atomic::Ordering::SeqCst) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "service.unavailable", "simulated outage");
+    }
     let exists = sim.lock().channels.get(&id).is_some_and(|c| c.expires > std::time::SystemTime::now());
     if !exists {
         return error(StatusCode::NOT_FOUND, "not.found", "channel not found");
@@ -68,6 +71,9 @@ pub async fn tutorial_socket(
     Query(q): Query<TokenQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if sim.outage.load(std::sync::atomic::Ordering::SeqCst) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "service.unavailable", "simulated outage");
+    }
     if !q.access_token.as_deref().is_some_and(|t| token_valid(&sim, t)) {
         Shared::bump(&sim.counters.served_401);
         return error(StatusCode::UNAUTHORIZED, "bad.credentials", "Invalid login credentials.");

@@ -17,7 +17,7 @@ use agent_assist::sim::{Fault, Script, SimConfig, SimHandle};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::support::net::{collect_until, endpoint, script, sim_config, start};
+use crate::support::net::{collect_until, endpoint, eventually, script, sim_config, start};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -319,6 +319,59 @@ async fn channels_are_rotated_before_they_expire() {
     let ids: Vec<&str> = transcripts(&events).iter().map(|t| t.utterance_id.as_str()).collect();
     assert_eq!(ids.len(), ids.iter().collect::<HashSet<_>>().len());
     assert_eq!(lines(&events, "rot-1").len(), 16, "rotation lost utterances");
+    handle.stop().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn calls_that_end_or_start_during_an_outage_are_caught_up_after_it() {
+    // While every socket is down, `gap-1` ends and `gap-2` starts: both
+    // events are lost (the simulator stops repeating gap-2's announcement
+    // after 100 ms), so only the analytics catch-up after reconnecting can
+    // end the one and find the other.
+    let mut config = sim_config(vec![call("gap-1", 8, 100), call("gap-2", 40, 100)]);
+    config.concurrency = 2;
+    config.start_gap = Duration::from_millis(1500);
+    config.subscribe_grace = Duration::from_millis(100);
+    let sim = start(config).await;
+    let (handle, mut rx) = open(&sim, Dialect::Notifications, |_| {});
+    let mut events = collect_until(&mut rx, WAIT, |ev| !lines(ev, "gap-1").is_empty()).await;
+    sim.set_outage(true);
+    assert_eq!(sim.stats().conversations_ended, 0);
+    // gap-2 is past its grace and talking to nobody once the simulator has
+    // sent more utterances than gap-1 has.
+    eventually(WAIT, "gap-1 to end and gap-2 to talk", || {
+        let s = sim.stats();
+        s.conversations_ended == 1 && s.utterances_sent > 8
+    })
+    .await;
+    sim.set_outage(false);
+    events.extend(collect_until(&mut rx, WAIT, |ev| ended(ev, "gap-1") && ended(ev, "gap-2")).await);
+    assert!(lines(&events, "gap-1").len() < 8);
+    let heard = lines(&events, "gap-2");
+    assert!(!heard.is_empty() && heard.len() < 40, "{heard:?}");
+    let started = |e: &StreamEvent| matches!(e, StreamEvent::ConversationStarted { conversation_id, .. } if conversation_id == "gap-2");
+    assert_eq!(events.iter().filter(|e| started(e)).count(), 1);
+    handle.stop().await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn without_analytics_permission_the_stream_warns_once_and_goes_on() {
+    // Reconnects (socket_closing) would retry a catch-up; one warning is enough.
+    let mut config = sim_config(vec![call("perm-1", 6, 50)]);
+    config.faults = vec![Fault::Analytics403, Fault::SocketClosing { every: 3 }];
+    let sim = start(config).await;
+    let (handle, mut rx) = open(&sim, Dialect::Notifications, |_| {});
+    let events = collect_until(&mut rx, WAIT, |ev| ended(ev, "perm-1")).await;
+    assert_eq!(lines(&events, "perm-1").len(), 6);
+    let warnings: Vec<&String> = events
+        .iter()
+        .filter_map(|e| if let StreamEvent::Warning { message } = e { Some(message) } else { None })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("analytics:conversationDetail:view"), "{}", warnings[0]);
+    assert!(sim.stats().ws_connections >= 2, "{:?}", sim.stats());
     handle.stop().await;
     sim.stop().await;
 }

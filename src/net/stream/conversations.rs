@@ -1,13 +1,16 @@
 //! The conversation side of the stream manager: following a conversation
 //! from discovery (subscribing its transcription topic on a channel with
 //! room) through its utterances (deduplicated by `utteranceId`) to its end
-//! (unsubscribing, remembering it so late events do not revive it).
+//! (unsubscribing, remembering it so late events do not revive it); and
+//! catching up on conversations whose start it did not see.
 
 use std::collections::{BTreeSet, HashSet};
+use std::time::SystemTime;
 
 use super::{Conversation, Fatal, Manager, RECENTLY_ENDED, Subscribe};
 use crate::domain::{Speaker, StreamEvent, TranscriptEvent};
 use crate::net::protocol::{self, ConversationPhase, TranscriptionBody};
+use crate::net::{NetError, catchup};
 
 impl Manager {
     pub(super) async fn on_conversation(&mut self, body: protocol::ConversationBody) -> Result<(), Fatal> {
@@ -23,6 +26,83 @@ impl Manager {
             }
             ConversationPhase::Ended => self.end(&id).await?,
             ConversationPhase::Pending => {}
+        }
+        Ok(())
+    }
+
+    /// Follows every conversation in progress on the followed queues and
+    /// users that the stream has not seen start (see [`catchup`]). Only a
+    /// refused token stops the stream; other failures are logged and the
+    /// next reconnect tries again.
+    pub(super) async fn catch_up(&mut self) -> Result<(), Fatal> {
+        if !self.catch_up_allowed || (self.config.queues.is_empty() && self.config.users.is_empty()) {
+            return Ok(());
+        }
+        let now = SystemTime::now();
+        let mut found = Vec::new();
+        for page in 1..=catchup::MAX_PAGES {
+            let query = catchup::query(&self.config.queues, &self.config.users, now, page);
+            match self.rest.conversation_details(&query).await {
+                Ok(p) => {
+                    found.extend(catchup::active(&p).map(|(id, q)| (id.to_string(), q.map(String::from))));
+                    if !catchup::has_more(&p, page) {
+                        break;
+                    }
+                }
+                Err(e @ NetError::Forbidden { .. }) => {
+                    self.catch_up_allowed = false;
+                    let message = format!(
+                        "cannot catch up on calls already in progress ({e}); \
+                         new calls are still followed"
+                    );
+                    tracing::warn!(%message);
+                    self.emit(StreamEvent::Warning { message }).await;
+                    return Ok(());
+                }
+                Err(e) if e.is_permanent() => return Err(Fatal(e)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "catch-up query failed; will retry after the next reconnect");
+                    break;
+                }
+            }
+        }
+        self.end_finished_calls(now).await?;
+        let mut caught = 0;
+        for (id, queue_id) in found {
+            if !self.conversations.contains_key(&id) && !self.ended.0.contains(&id) {
+                self.subscribe(&id).await?;
+                self.emit(StreamEvent::ConversationStarted { conversation_id: id, queue_id }).await;
+                caught += 1;
+            }
+        }
+        if caught > 0 {
+            tracing::info!(caught, "caught up on conversations already in progress");
+        }
+        Ok(())
+    }
+
+    /// Ends the followed conversations that analytics reports ended (their
+    /// end event may have been lost in a gap). Best effort: a failed query
+    /// leaves them to the engine's idle timeout.
+    async fn end_finished_calls(&mut self, now: SystemTime) -> Result<(), Fatal> {
+        let followed: Vec<String> = self.conversations.keys().cloned().collect();
+        for ids in followed.chunks(catchup::IDS_PER_QUERY) {
+            match self.rest.conversation_details(&catchup::status_query(ids, now)).await {
+                Ok(page) => {
+                    let over: Vec<String> = catchup::ended(&page).map(String::from).collect();
+                    for id in over.iter().filter(|id| ids.contains(id)) {
+                        tracing::info!(conversation = %id, "conversation ended while the stream was down");
+                        self.end(id).await?;
+                    }
+                }
+                Err(e) if e.is_permanent() && !matches!(e, NetError::Forbidden { .. }) => {
+                    return Err(Fatal(e));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not check followed conversations for ends");
+                    return Ok(());
+                }
+            }
         }
         Ok(())
     }

@@ -1,0 +1,167 @@
+//! The channel side of the stream manager: opening a notification channel
+//! and its socket, subscribing a new channel once its socket is open,
+//! reconnecting a dropped one (same channel if it still exists, otherwise a
+//! new one with the same topics), and make-before-break rotation before a
+//! channel expires.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+use super::{Fatal, Manager, Slot, Subscribe};
+use crate::net::socket::{SocketEnd, SocketTarget, spawn_socket};
+use crate::net::{Dialect, NetError, policy};
+
+impl Manager {
+    /// Creates a channel for `topics`, subscribing them now or, with
+    /// `Subscribe::OnOpen`, once its socket is open.
+    pub(super) async fn open_slot(
+        &mut self,
+        topics: BTreeSet<String>,
+        when: Subscribe,
+    ) -> Result<Slot, NetError> {
+        let channel = self.rest.create_channel().await?;
+        let expires = channel.expires.as_deref().and_then(|e| humantime::parse_rfc3339_weak(e).ok());
+        if when == Subscribe::Now {
+            let list: Vec<String> = topics.iter().cloned().collect();
+            self.rest.replace_topics(&channel.id, &list).await?;
+        }
+        tracing::info!(channel = %channel.id, topics = topics.len(), "opened notification channel");
+        self.next_epoch += 1;
+        Ok(Slot {
+            channel,
+            expires,
+            topics,
+            epoch: self.next_epoch,
+            socket: None,
+            live: false,
+            attempt: 0,
+            retry_at: None,
+            successor: None,
+            subscribe_on_open: when == Subscribe::OnOpen,
+        })
+    }
+
+    pub(super) fn target(&self, slot: &Slot, index: usize) -> SocketTarget {
+        SocketTarget {
+            url: slot.channel.connect_uri.clone(),
+            dialect: Dialect::Notifications,
+            slot: index,
+            epoch: slot.epoch,
+        }
+    }
+
+    pub(super) fn connect(&mut self, index: usize) {
+        let target = self.target(&self.slots[index], index);
+        let handle = spawn_socket(target, self.config.socket, self.sockets_tx.clone());
+        let slot = &mut self.slots[index];
+        if let Some(old) = slot.socket.replace(handle) {
+            old.abort();
+        }
+        slot.retry_at = None;
+    }
+
+    /// Subscribes a freshly opened channel's topics; if that fails the
+    /// socket is dropped and the usual reconnect retries it.
+    pub(super) async fn subscribe_open_slot(&mut self, slot: usize) -> Result<(), Fatal> {
+        let s = &self.slots[slot];
+        let (id, all): (String, Vec<String>) = (s.channel.id.clone(), s.topics.iter().cloned().collect());
+        match self.rest.replace_topics(&id, &all).await {
+            Ok(()) => {
+                self.slots[slot].subscribe_on_open = false;
+                Ok(())
+            }
+            Err(e) if e.is_permanent() => Err(Fatal(e)),
+            Err(e) => {
+                if let Some(h) = self.slots[slot].socket.take() {
+                    h.abort();
+                }
+                self.on_closed(slot, SocketEnd::Lost(format!("subscribing the new channel failed: {e}")))
+                    .await
+            }
+        }
+    }
+
+    /// Make-before-break rotation: once the successor's socket is open, it
+    /// replaces the old channel, whose socket is closed. Returns the topics
+    /// the old channel gained meanwhile (to subscribe on the new one), or
+    /// `None` if this was not a successor opening.
+    pub(super) fn promote_successor(&mut self, slot: usize, epoch: u64) -> Option<Vec<String>> {
+        let s = self.slots.get_mut(slot)?;
+        if s.successor.as_ref().is_none_or(|n| n.epoch != epoch) {
+            return None;
+        }
+        let next = s.successor.take()?;
+        let old = std::mem::replace(s, *next);
+        if let Some(h) = old.socket {
+            h.abort();
+        }
+        let missing: Vec<String> = old.topics.difference(&s.topics).cloned().collect();
+        s.topics = old.topics;
+        Some(missing)
+    }
+
+    /// Reconnects a dropped slot: reuse the channel if it still exists
+    /// (restoring its topics), otherwise open a new one with the same topics.
+    pub(super) async fn reconnect(&mut self, i: usize) -> Result<(), Fatal> {
+        let topics: Vec<String> = self.slots[i].topics.iter().cloned().collect();
+        let id = self.slots[i].channel.id.clone();
+        let expired = self.slots[i].expires.is_some_and(|e| e <= SystemTime::now());
+        let result = async {
+            if !expired && self.rest.channel_exists(&id).await? {
+                self.rest.replace_topics(&id, &topics).await?;
+                Ok(None)
+            } else {
+                let topics = self.slots[i].topics.clone();
+                self.open_slot(topics, Subscribe::OnOpen).await.map(Some)
+            }
+        }
+        .await;
+        match result {
+            Ok(new_slot) => {
+                if let Some(mut s) = new_slot {
+                    s.attempt = self.slots[i].attempt;
+                    self.slots[i] = s;
+                }
+                self.connect(i);
+                Ok(())
+            }
+            Err(e) if e.is_permanent() => Err(Fatal(e)),
+            Err(e) => {
+                let slot = &mut self.slots[i];
+                slot.attempt += 1;
+                let delay = policy::backoff_delay(&self.config.backoff, slot.attempt, rand::random());
+                slot.retry_at = Some(Instant::now() + delay);
+                let attempt = slot.attempt;
+                self.reconnecting(attempt, delay, e.to_string()).await;
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) async fn maybe_rotate(&mut self, i: usize) -> Result<(), Fatal> {
+        let s = &self.slots[i];
+        let due = s.expires.is_some_and(|e| {
+            e.duration_since(SystemTime::now()).unwrap_or_default() <= self.config.rotate_before
+        });
+        if !due || s.successor.is_some() || !s.live {
+            return Ok(());
+        }
+        let topics = s.topics.clone();
+        match self.open_slot(topics, Subscribe::Now).await {
+            Ok(next) => {
+                let target = self.target(&next, i);
+                let mut next = Box::new(next);
+                next.socket = Some(spawn_socket(target, self.config.socket, self.sockets_tx.clone()));
+                self.slots[i].successor = Some(next);
+                Ok(())
+            }
+            Err(e) if e.is_permanent() => Err(Fatal(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "channel rotation failed; will retry");
+                Ok(())
+            }
+        }
+    }
+}
