@@ -232,6 +232,9 @@ pub enum BenchCommand {
         /// Only the first N bundled calls.
         #[arg(long)]
         calls: Option<usize>,
+        /// Most words in a query window (default: the config's policy).
+        #[arg(long)]
+        window_max_words: Option<usize>,
         #[arg(long)]
         json: bool,
     },

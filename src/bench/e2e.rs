@@ -2,7 +2,9 @@
 //! mode with debounce 0 and every search's best article pushed, so each
 //! customer utterance yields a push. Reports each stage's latency, and beside
 //! it, in the same run, the floor: the same query windows embedded and
-//! searched alone. The ratio of the two is the pipeline's overhead.
+//! searched alone. The ratio of the two is the pipeline's overhead. It also
+//! scores what was found against each call's labelled articles, so a change
+//! that buys speed with relevance shows here.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -26,6 +28,19 @@ pub struct Options {
     pub dialect: Dialect,
     /// Play only the first N bundled calls.
     pub calls: Option<usize>,
+    /// Overrides `policy.window_max_words`.
+    pub window_max_words: Option<usize>,
+}
+
+/// How relevant the searches were, judged by each script's
+/// `expected_articles`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Relevance {
+    /// Share of searches whose best article is one the call needs.
+    pub top1_share: f64,
+    /// Calls where at least one search's best article was relevant.
+    pub calls_covered: usize,
+    pub calls_labelled: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +65,8 @@ pub struct Report {
     pub overhead_p99: f64,
     /// The same against the back-to-back floor.
     pub overhead_p50_back_to_back: f64,
+    pub window_max_words: usize,
+    pub relevance: Relevance,
     pub peak_rss_mib: f64,
 }
 
@@ -96,14 +113,20 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         scripts.truncate(n);
     }
     let calls = scripts.len();
+    let expected: BTreeMap<String, Vec<String>> =
+        scripts.iter().map(|s| (s.id.clone(), s.expected_articles.clone())).collect();
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (summary, stages, audit) = tokio.block_on(async {
+    let run = tokio.block_on(async {
         let mut sc = SimConfig::new(scripts);
         sc.speed = opts.speed;
         sc.concurrency = opts.concurrency;
         sc.start_gap = Duration::from_secs(2);
         let sim = sim::spawn(sc).await?;
-        let config = bench_config(&sim.base_url, &sim.queue_id, opts.dialect);
+        let mut config = bench_config(&sim.base_url, &sim.queue_id, opts.dialect);
+        if let Some(w) = opts.window_max_words {
+            config.policy.window_max_words = w;
+        }
+        let window_max_words = config.policy.window_max_words;
         let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
         drive(&mut rt, &sim, calls as u64, Duration::from_secs(3600)).await;
         let stages: BTreeMap<String, Latency> = Stage::ALL
@@ -115,14 +138,15 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         let audit = rt.audit_path().to_path_buf();
         let summary = rt.shutdown().await;
         sim.stop().await;
-        Ok::<_, color_eyre::eyre::Report>((summary, stages, audit))
+        Ok::<_, color_eyre::eyre::Report>((summary, stages, audit, window_max_words))
     })?;
+    let (summary, stages, audit, window_max_words) = run;
     drop(tokio);
-    let queries: Vec<String> = read_log(&audit)?
-        .into_iter()
-        .filter(|v| v["event"] == "search" && v["stale"] == false)
-        .filter_map(|v| v["query"].as_str().map(String::from))
-        .collect();
+    let searches: Vec<serde_json::Value> =
+        read_log(&audit)?.into_iter().filter(|v| v["event"] == "search" && v["stale"] == false).collect();
+    let queries: Vec<String> =
+        searches.iter().filter_map(|v| v["query"].as_str().map(String::from)).collect();
+    let relevance = relevance(&searches, &expected);
     let (floor_embed, floor, floor_back_to_back) = floor(paths, &queries)?;
     let _ = std::fs::remove_dir_all(&tmp);
     let e2p = stages.get(Stage::EventToPush.name()).copied().unwrap_or(Latency::of(&[]));
@@ -140,8 +164,34 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         overhead_p50_back_to_back: e2p.p50_ms / floor_back_to_back.p50_ms,
         floor,
         floor_back_to_back,
+        window_max_words,
+        relevance,
         peak_rss_mib: proc_stats("self").peak_rss_mib,
     })
+}
+
+/// Scores the searches' best articles against the calls' labels.
+fn relevance(searches: &[serde_json::Value], expected: &BTreeMap<String, Vec<String>>) -> Relevance {
+    let (mut hits, mut judged) = (0usize, 0usize);
+    let mut covered = std::collections::BTreeSet::new();
+    for s in searches {
+        let (Some(call), Some(best)) =
+            (s["conversation_id"].as_str(), s["results"][0]["article_id"].as_str())
+        else {
+            continue;
+        };
+        let Some(wanted) = expected.get(call).filter(|w| !w.is_empty()) else { continue };
+        judged += 1;
+        if wanted.iter().any(|w| w == best) {
+            hits += 1;
+            covered.insert(call.to_string());
+        }
+    }
+    Relevance {
+        top1_share: if judged == 0 { 0.0 } else { hits as f64 / judged as f64 },
+        calls_covered: covered.len(),
+        calls_labelled: expected.values().filter(|w| !w.is_empty()).count(),
+    }
 }
 
 /// Embeds and searches each query alone, as the live path does, with
@@ -201,6 +251,13 @@ pub fn print_table(r: &Report) {
     println!(
         "  event→push over floor: p50 {:.2}x  p99 {:.2}x  (p50 {:.2}x over the back-to-back floor)",
         r.overhead_p50, r.overhead_p99, r.overhead_p50_back_to_back
+    );
+    println!(
+        "  relevance (window_max_words {}): best article relevant in {:.0}% of searches; {} of {} calls got one",
+        r.window_max_words,
+        r.relevance.top1_share * 100.0,
+        r.relevance.calls_covered,
+        r.relevance.calls_labelled
     );
     println!("  peak RSS {:.0} MiB (simulator and pipeline in one process)", r.peak_rss_mib);
 }

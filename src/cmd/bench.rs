@@ -35,10 +35,14 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             let r = index::run(&index::Options { vectors, kind, dim, queries, hnsw })?;
             bench::print(&r, json, index::print_table);
         }
-        BenchCommand::E2e { speed, concurrency, dialect, calls, json } => {
+        BenchCommand::E2e { speed, concurrency, dialect, calls, window_max_words, json } => {
             secs("speed", speed)?;
-            let r =
-                e2e::run(paths, &e2e::Options { speed, concurrency: concurrency.max(1), dialect, calls })?;
+            if window_max_words.is_some_and(|w| w < 8) {
+                return Err(eyre!("--window-max-words must be at least 8"));
+            }
+            let opts =
+                e2e::Options { speed, concurrency: concurrency.max(1), dialect, calls, window_max_words };
+            let r = e2e::run(paths, &opts)?;
             bench::print(&r, json, e2e::print_table);
         }
         BenchCommand::Load {
