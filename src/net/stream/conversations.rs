@@ -49,12 +49,13 @@ impl Manager {
                         break;
                     }
                 }
-                Err(e @ NetError::Forbidden { .. }) => {
+                Err(NetError::Forbidden { message: why }) => {
                     self.catch_up_allowed = false;
-                    let message = format!(
-                        "cannot catch up on calls already in progress ({e}); \
-                         new calls are still followed"
-                    );
+                    // Short enough for the status line: the permission is what matters.
+                    let why = why
+                        .split_once("needs permission")
+                        .map_or(why.clone(), |(_, p)| format!("needs permission{p}"));
+                    let message = format!("calls already in progress are not caught up: {why}");
                     tracing::warn!(%message);
                     self.emit(StreamEvent::Warning { message }).await;
                     return Ok(());
