@@ -44,6 +44,8 @@ pub struct StreamConfig {
     pub max_topics: usize,
     /// Open a replacement channel this long before one expires.
     pub rotate_before: Duration,
+    /// Wait before asking again when a catch-up query failed (not refused).
+    pub catch_up_retry: Duration,
 }
 
 impl Default for StreamConfig {
@@ -55,6 +57,7 @@ impl Default for StreamConfig {
             backoff: Backoff::default(),
             max_topics: 1000,
             rotate_before: Duration::from_secs(3600),
+            catch_up_retry: Duration::from_secs(30),
         }
     }
 }
@@ -139,6 +142,8 @@ struct Manager {
     catch_up_due: bool,
     /// False once the org refused the analytics query (no permission).
     catch_up_allowed: bool,
+    /// When to try a catch-up again after its query failed.
+    catch_up_retry_at: Option<Instant>,
 }
 
 /// A failure the manager cannot work around: reported, then the stream stops.
@@ -162,6 +167,7 @@ impl Manager {
             next_epoch: 0,
             catch_up_due: true,
             catch_up_allowed: true,
+            catch_up_retry_at: None,
             state: ConnectionState::Connecting,
         }
     }
@@ -340,6 +346,10 @@ impl Manager {
                 self.reconnect(i).await?;
             }
             self.maybe_rotate(i).await?;
+        }
+        if self.catch_up_retry_at.is_some_and(|t| t <= now) && self.slots.iter().all(|s| s.live) {
+            self.catch_up_retry_at = None;
+            self.catch_up().await?;
         }
         Ok(())
     }

@@ -33,6 +33,18 @@ pub async fn details_query(State(sim): State<Arc<Shared>>, headers: HeaderMap, b
             "Unable to perform the requested action. You must have at least one of the following permissions assigned: [analytics:conversationDetail:view]",
         );
     }
+    for f in sim.faults_of("analytics-500") {
+        if let Fault::Analytics500 { every } = f.fault
+            && f.fires(every)
+        {
+            Shared::bump(&sim.counters.served_500);
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal.server.error",
+                "The server encountered an error",
+            );
+        }
+    }
     let Ok(q) = serde_json::from_str::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "bad.request", "The request body is not valid JSON.");
     };

@@ -34,6 +34,8 @@ pub enum Fault {
     /// The analytics conversation details query answers 403, as for a
     /// client without `analytics:conversationDetail:view`.
     Analytics403,
+    /// Every Nth analytics query answers 500.
+    Analytics500 { every: u64 },
 }
 
 impl Fault {
@@ -51,6 +53,7 @@ impl Fault {
             Self::SocketClosing { .. } => "socket-closing",
             Self::HeartbeatStop { .. } => "heartbeat-stop",
             Self::Analytics403 => "analytics-403",
+            Self::Analytics500 { .. } => "analytics-500",
         }
     }
 }
@@ -63,7 +66,8 @@ impl fmt::Display for Fault {
 
 /// The kinds `--fault` accepts, for error messages.
 pub const KINDS: &str = "push-429, push-500, push-slow, push-403, ws-drop, ws-malformed, ws-duplicate, \
-                         token-expire, socket-closing, heartbeat-stop, analytics-403";
+                         token-expire, socket-closing, heartbeat-stop, analytics-403, \
+                         analytics-500";
 
 impl FromStr for Fault {
     type Err = String;
@@ -133,6 +137,7 @@ impl FromStr for Fault {
                 known(&["after_s"]).and_then(|()| Ok(Self::HeartbeatStop { after: secs("after_s")? }))?
             }
             "analytics-403" => known(&[]).map(|()| Self::Analytics403)?,
+            "analytics-500" => known(&["every"]).and_then(|()| Ok(Self::Analytics500 { every: every()? }))?,
             other => return Err(format!("unknown fault `{other}` (known: {KINDS})")),
         };
         Ok(fault)
@@ -168,6 +173,7 @@ mod tests {
         );
         assert_eq!("ws-drop:every=40".parse(), Ok(Fault::WsDrop { every: 40 }));
         assert_eq!("analytics-403".parse(), Ok(Fault::Analytics403));
+        assert_eq!("analytics-500:every=2".parse(), Ok(Fault::Analytics500 { every: 2 }));
         assert_eq!(
             "token-expire:after_s=2.5".parse(),
             Ok(Fault::TokenExpire { after: Duration::from_millis(2500) })

@@ -325,6 +325,19 @@ async fn channels_are_rotated_before_they_expire() {
 
 #[tokio::test]
 async fn calls_that_end_or_start_during_an_outage_are_caught_up_after_it() {
+    outage_catch_up(vec![]).await.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_catch_up_query_is_retried() {
+    // Every second analytics query fails: the first one after the outage
+    // among them, so gap-2 is only found by a retry.
+    let sim = outage_catch_up(vec![Fault::Analytics500 { every: 2 }]).await;
+    assert!(sim.stats().served_500 >= 1, "{:?}", sim.stats());
+    sim.stop().await;
+}
+
+async fn outage_catch_up(faults: Vec<Fault>) -> SimHandle {
     // While every socket is down, `gap-1` ends and `gap-2` starts: both
     // events are lost (the simulator stops repeating gap-2's announcement
     // after 100 ms), so only the analytics catch-up after reconnecting can
@@ -333,8 +346,10 @@ async fn calls_that_end_or_start_during_an_outage_are_caught_up_after_it() {
     config.concurrency = 2;
     config.start_gap = Duration::from_millis(1500);
     config.subscribe_grace = Duration::from_millis(100);
+    config.faults = faults;
     let sim = start(config).await;
-    let (handle, mut rx) = open(&sim, Dialect::Notifications, |_| {});
+    let (handle, mut rx) =
+        open(&sim, Dialect::Notifications, |c| c.catch_up_retry = Duration::from_millis(200));
     let mut events = collect_until(&mut rx, WAIT, |ev| !lines(ev, "gap-1").is_empty()).await;
     sim.set_outage(true);
     assert_eq!(sim.stats().conversations_ended, 0);
@@ -353,7 +368,7 @@ async fn calls_that_end_or_start_during_an_outage_are_caught_up_after_it() {
     let started = |e: &StreamEvent| matches!(e, StreamEvent::ConversationStarted { conversation_id, .. } if conversation_id == "gap-2");
     assert_eq!(events.iter().filter(|e| started(e)).count(), 1);
     handle.stop().await;
-    sim.stop().await;
+    sim
 }
 
 #[tokio::test]

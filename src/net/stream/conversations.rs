@@ -32,8 +32,9 @@ impl Manager {
 
     /// Follows every conversation in progress on the followed queues and
     /// users that the stream has not seen start (see [`catchup`]). Only a
-    /// refused token stops the stream; other failures are logged and the
-    /// next reconnect tries again.
+    /// refused token stops the stream; a missing permission turns catch-up
+    /// off with one warning; other failures are retried after
+    /// `catch_up_retry`.
     pub(super) async fn catch_up(&mut self) -> Result<(), Fatal> {
         if !self.catch_up_allowed || (self.config.queues.is_empty() && self.config.users.is_empty()) {
             return Ok(());
@@ -62,7 +63,9 @@ impl Manager {
                 }
                 Err(e) if e.is_permanent() => return Err(Fatal(e)),
                 Err(e) => {
-                    tracing::warn!(error = %e, "catch-up query failed; will retry after the next reconnect");
+                    let retry = self.config.catch_up_retry;
+                    tracing::warn!(error = %e, retry_s = retry.as_secs_f64(), "catch-up query failed; will retry");
+                    self.catch_up_retry_at = Some(tokio::time::Instant::now() + retry);
                     break;
                 }
             }
