@@ -89,14 +89,20 @@ pub fn bench_config(base: &str, queue: &str, dialect: Dialect) -> Config {
     c
 }
 
-/// Runs the runtime until the simulator has played `calls` conversations and
-/// nothing is pending; returns the runtime for inspection.
+/// Whether the simulator has played `calls` conversations and the pipeline
+/// has nothing left to search or push.
+pub fn finished(rt: &Runtime, sim: &sim::SimHandle, calls: u64) -> bool {
+    let engine = rt.engine();
+    sim.stats().conversations_ended >= calls
+        && engine.pushes_in_flight() == 0
+        && engine.conversations().all(|c| c.inflight.is_none() && c.search_due.is_none())
+}
+
+/// Runs the runtime until [`finished`] or `limit` has passed.
 pub async fn drive(rt: &mut Runtime, sim: &sim::SimHandle, calls: u64, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let idle = rt.engine().pushes_in_flight() == 0
-            && rt.engine().conversations().all(|c| c.inflight.is_none() && c.search_due.is_none());
-        if (sim.stats().conversations_ended >= calls && idle) || tokio::time::Instant::now() >= deadline {
+        if finished(rt, sim, calls) || tokio::time::Instant::now() >= deadline {
             return;
         }
         let msg = rt.next().await;
@@ -106,8 +112,8 @@ pub async fn drive(rt: &mut Runtime, sim: &sim::SimHandle, calls: u64, limit: Du
 }
 
 pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report> {
-    let tmp = tempfile_dir("e2e")?;
-    let bench_paths = AppPaths { data_dir: tmp.clone(), ..paths.clone() };
+    let tmp = scratch_dir("e2e")?;
+    let bench_paths = AppPaths { data_dir: tmp.path().to_path_buf(), ..paths.clone() };
     let mut scripts = sim::load_scripts(&sim::default_conversations())?;
     if let Some(n) = opts.calls {
         scripts.truncate(n);
@@ -116,7 +122,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
     let expected: BTreeMap<String, Vec<String>> =
         scripts.iter().map(|s| (s.id.clone(), s.expected_articles.clone())).collect();
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let run = tokio.block_on(async {
+    let (summary, stages, audit, window_max_words) = tokio.block_on(async {
         let mut sc = SimConfig::new(scripts);
         sc.speed = opts.speed;
         sc.concurrency = opts.concurrency;
@@ -125,6 +131,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         let mut config = bench_config(&sim.base_url, &sim.queue_id, opts.dialect);
         if let Some(w) = opts.window_max_words {
             config.policy.window_max_words = w;
+            config.validate()?;
         }
         let window_max_words = config.policy.window_max_words;
         let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
@@ -140,7 +147,6 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         sim.stop().await;
         Ok::<_, color_eyre::eyre::Report>((summary, stages, audit, window_max_words))
     })?;
-    let (summary, stages, audit, window_max_words) = run;
     drop(tokio);
     let searches: Vec<serde_json::Value> =
         read_log(&audit)?.into_iter().filter(|v| v["event"] == "search" && v["stale"] == false).collect();
@@ -148,7 +154,6 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         searches.iter().filter_map(|v| v["query"].as_str().map(String::from)).collect();
     let relevance = relevance(&searches, &expected);
     let (floor_embed, floor, floor_back_to_back) = floor(paths, &queries)?;
-    let _ = std::fs::remove_dir_all(&tmp);
     let e2p = stages.get(Stage::EventToPush.name()).copied().unwrap_or(Latency::of(&[]));
     Ok(Report {
         machine: machine(),
@@ -228,12 +233,10 @@ pub fn floor(paths: &AppPaths, queries: &[String]) -> color_eyre::eyre::Result<(
     Ok((Latency::of(&embed), Latency::of(&total), Latency::of(&hot)))
 }
 
-/// A fresh temporary directory for a benchmark's files.
-pub fn tempfile_dir(name: &str) -> std::io::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("agent-assist-bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// A fresh temporary directory for a benchmark's files, removed when the
+/// returned guard drops (also when the run fails part way).
+pub fn scratch_dir(name: &str) -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix(&format!("agent-assist-bench-{name}-")).tempdir()
 }
 
 pub fn print_table(r: &Report) {

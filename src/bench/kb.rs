@@ -165,9 +165,9 @@ fn batching(embedder: &mut FastEmbedder, pool: &[String], n: usize) -> Result<Ba
 }
 
 pub fn run(paths: &AppPaths, opts: &Options) -> Result<Report, KbError> {
-    let tmp = std::env::temp_dir().join(format!("agent-assist-bench-kb-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|source| KbError::Io { path: tmp.clone(), source })?;
+    let scratch =
+        super::e2e::scratch_dir("kb").map_err(|source| KbError::Io { path: std::env::temp_dir(), source })?;
+    let tmp = scratch.path();
     let bench_paths = AppPaths { cache_dir: tmp.join("cache"), ..paths.clone() };
     let mut embedder = FastEmbedder::load(&ModelSpec::installed(paths))?;
     let kb_dir = paths::bundled("kb");
@@ -198,7 +198,6 @@ pub fn run(paths: &AppPaths, opts: &Options) -> Result<Report, KbError> {
         runs.push(measure(&name, vec![file], &generated_queries, &mut embedder, &bench_paths, None)?);
     }
     let batching = batching(&mut embedder, &pool, 1000)?;
-    let _ = std::fs::remove_dir_all(&tmp);
     Ok(Report { machine: machine(), runs, batching })
 }
 

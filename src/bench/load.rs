@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::e2e::{bench_config, drive, tempfile_dir};
+use super::e2e::{bench_config, drive, finished, scratch_dir};
 use super::{Latency, Machine, SplitMix, machine, proc_stats};
 use crate::engine::Stage;
 use crate::net::Dialect;
@@ -90,8 +90,8 @@ fn customer_lines() -> color_eyre::eyre::Result<Vec<String>> {
 }
 
 fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_eyre::eyre::Result<Trial> {
-    let tmp = tempfile_dir(&format!("load-{n}"))?;
-    let bench_paths = AppPaths { data_dir: tmp.clone(), ..paths.clone() };
+    let tmp = scratch_dir(&format!("load-{n}"))?;
+    let bench_paths = AppPaths { data_dir: tmp.path().to_path_buf(), ..paths.clone() };
     let scripts = synthetic_calls(n, opts.every, opts.duration, lines);
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = tokio.block_on(async {
@@ -107,12 +107,7 @@ fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_
         let started = tokio::time::Instant::now();
         let (mut max_queue, mut max_inflight) = (0usize, 0usize);
         let limit = opts.duration * 3 + Duration::from_secs(30);
-        loop {
-            let idle = rt.engine().pushes_in_flight() == 0
-                && rt.engine().conversations().all(|c| c.inflight.is_none() && c.search_due.is_none());
-            if (sim.stats().conversations_ended >= n as u64 && idle) || started.elapsed() >= limit {
-                break;
-            }
+        while !finished(&rt, &sim, n as u64) && started.elapsed() < limit {
             // Drive in slices so the backlog can be sampled as it happens.
             let slice = tokio::time::timeout(
                 Duration::from_millis(50),
@@ -147,8 +142,12 @@ fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_
         Ok::<_, color_eyre::eyre::Report>(trial)
     });
     drop(tokio);
-    let _ = std::fs::remove_dir_all(&tmp);
     result
+}
+
+fn progress(t: &Trial) {
+    let verdict = if t.sustained { "ok" } else { "over target" };
+    eprintln!("  {:>6} calls: p99 event→push {:.0} ms {verdict}", t.conversations, t.event_to_push.p99_ms);
 }
 
 pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report> {
@@ -167,11 +166,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             } else {
                 bad = Some(n)
             }
-            eprintln!(
-                "  {n:>6} calls: p99 event→push {:.0} ms {}",
-                t.event_to_push.p99_ms,
-                if t.sustained { "ok" } else { "over target" }
-            );
+            progress(&t);
             trials.push(t);
             n *= 2;
         }
@@ -180,11 +175,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             while hi - lo > (lo / 8).max(1) {
                 let mid = (lo + hi) / 2;
                 let t = trial(paths, opts, mid, &lines)?;
-                eprintln!(
-                    "  {mid:>6} calls: p99 event→push {:.0} ms {}",
-                    t.event_to_push.p99_ms,
-                    if t.sustained { "ok" } else { "over target" }
-                );
+                progress(&t);
                 if t.sustained {
                     lo = mid
                 } else {

@@ -46,7 +46,6 @@ pub struct DetailsPage {
 #[serde(rename_all = "camelCase")]
 pub struct ConversationDetail {
     pub conversation_id: Option<String>,
-    pub conversation_start: Option<String>,
     pub conversation_end: Option<String>,
     pub participants: Option<Vec<DetailParticipant>>,
 }
@@ -55,7 +54,6 @@ pub struct ConversationDetail {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DetailParticipant {
-    pub purpose: Option<String>,
     pub sessions: Option<Vec<DetailSession>>,
 }
 

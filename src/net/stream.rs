@@ -262,17 +262,8 @@ impl Manager {
     async fn on_socket(&mut self, ev: SocketEvent) -> Result<(), Fatal> {
         match ev {
             SocketEvent::Opened { slot, epoch } => {
-                if let Some(missing) = self.promote_successor(slot, epoch) {
+                if self.promote_successor(slot, epoch) {
                     tracing::info!(slot, "rotated to a new notification channel");
-                    // Topics added to the old channel while the new one opened.
-                    if !missing.is_empty() {
-                        let s = &self.slots[slot];
-                        let (id, all): (String, Vec<String>) =
-                            (s.channel.id.clone(), s.topics.iter().cloned().collect());
-                        if let Err(e) = self.rest.replace_topics(&id, &all).await {
-                            tracing::warn!(error = %e, "could not carry topics over to the new channel");
-                        }
-                    }
                 }
                 if !self.is_current(slot, epoch) {
                     return Ok(());
@@ -280,7 +271,9 @@ impl Manager {
                 if self.slots[slot].subscribe_on_open {
                     self.subscribe_open_slot(slot).await?;
                 }
-                if let Some(s) = self.slots.get_mut(slot).filter(|s| s.epoch == epoch && s.socket.is_some()) {
+                let s = &mut self.slots[slot];
+                // A failed subscription above has dropped the socket again.
+                if s.socket.is_some() {
                     s.live = true;
                     s.attempt = 0;
                 }

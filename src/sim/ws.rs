@@ -27,14 +27,21 @@ const TUTORIAL_HEARTBEAT: &str = r#"{"type":"heartbeat"}"#;
 /// How long a socket lives after announcing `socket_closing`.
 const CLOSING_GRACE: Duration = Duration::from_secs(60);
 
+/// A 503 for any socket while a simulated outage lasts.
+fn refuse_during_outage(sim: &Shared) -> Option<Response> {
+    sim.outage
+        .load(std::sync::atomic::Ordering::SeqCst)
+        .then(|| error(StatusCode::SERVICE_UNAVAILABLE, "service.unavailable", "simulated outage"))
+}
+
 /// `GET /channels/{id}`: the streaming socket of a notification channel.
 pub async fn channel_socket(
     State(sim): State<Arc<Shared>>,
     Path(id): Path<String>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if sim.outage.load(std::sync::atomic::Ordering::SeqCst) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "service.unavailable", "simulated outage");
+    if let Some(refused) = refuse_during_outage(&sim) {
+        return refused;
     }
     let exists = sim.lock().channels.get(&id).is_some_and(|c| c.expires > std::time::SystemTime::now());
     if !exists {
@@ -71,8 +78,8 @@ pub async fn tutorial_socket(
     Query(q): Query<TokenQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if sim.outage.load(std::sync::atomic::Ordering::SeqCst) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "service.unavailable", "simulated outage");
+    if let Some(refused) = refuse_during_outage(&sim) {
+        return refused;
     }
     if !q.access_token.as_deref().is_some_and(|t| token_valid(&sim, t)) {
         Shared::bump(&sim.counters.served_401);

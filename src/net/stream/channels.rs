@@ -84,22 +84,23 @@ impl Manager {
     }
 
     /// Make-before-break rotation: once the successor's socket is open, it
-    /// replaces the old channel, whose socket is closed. Returns the topics
-    /// the old channel gained meanwhile (to subscribe on the new one), or
-    /// `None` if this was not a successor opening.
-    pub(super) fn promote_successor(&mut self, slot: usize, epoch: u64) -> Option<Vec<String>> {
-        let s = self.slots.get_mut(slot)?;
+    /// replaces the old channel, whose socket is closed. If the old channel's
+    /// topics changed while the new one opened, the new one is marked to
+    /// subscribe the current list now that it is open. Returns whether this
+    /// was a successor opening.
+    pub(super) fn promote_successor(&mut self, slot: usize, epoch: u64) -> bool {
+        let Some(s) = self.slots.get_mut(slot) else { return false };
         if s.successor.as_ref().is_none_or(|n| n.epoch != epoch) {
-            return None;
+            return false;
         }
-        let next = s.successor.take()?;
+        let Some(next) = s.successor.take() else { return false };
         let old = std::mem::replace(s, *next);
         if let Some(h) = old.socket {
             h.abort();
         }
-        let missing: Vec<String> = old.topics.difference(&s.topics).cloned().collect();
+        s.subscribe_on_open = old.topics != s.topics;
         s.topics = old.topics;
-        Some(missing)
+        true
     }
 
     /// Reconnects a dropped slot: reuse the channel if it still exists
