@@ -2,19 +2,24 @@
 //! push attempt and outcome as JSON Lines in the data dir, so any push can be
 //! explained after the call. A background thread does the writing (and the
 //! headless console's stdout), so the runtime loop never blocks on disk or a
-//! slow pipe; it flushes whenever its queue runs dry and on shutdown, so
-//! nothing accepted is lost on a clean exit or SIGTERM.
+//! slow pipe; it flushes whenever its queue runs dry, fsyncs what it wrote
+//! at least once a second, and flushes and fsyncs on shutdown, so nothing
+//! accepted is lost on a clean exit or SIGTERM, and at most the last second
+//! on a power cut.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
 use crate::engine::Record;
+
+/// Longest time a written line waits for an fsync.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// What the writer is asked to write.
 enum Line {
@@ -67,7 +72,20 @@ fn write_loop(
 ) -> std::io::Result<()> {
     let mut file = BufWriter::new(file);
     let mut out = stdout.map(BufWriter::new);
-    while let Ok(first) = rx.recv() {
+    // When the oldest write not yet fsynced was made.
+    let mut unsynced: Option<Instant> = None;
+    loop {
+        let wait = unsynced.map_or(SYNC_EVERY, |t| SYNC_EVERY.saturating_sub(t.elapsed()));
+        let first = match rx.recv_timeout(wait) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if unsynced.take().is_some() {
+                    file.get_ref().sync_data()?;
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut next = Some(first);
         while let Some(line) = next {
             let (value, to_stdout) = match line {
@@ -94,6 +112,11 @@ fn write_loop(
         file.flush()?;
         if let Some(o) = out.as_mut() {
             let _ = o.flush();
+        }
+        let since = *unsynced.get_or_insert_with(Instant::now);
+        if since.elapsed() >= SYNC_EVERY {
+            file.get_ref().sync_data()?;
+            unsynced = None;
         }
     }
     file.flush()?;

@@ -123,6 +123,10 @@ pub struct SimArgs {
     pub client_id: Option<String>,
     #[arg(long, requires = "client_id")]
     pub client_secret: Option<String>,
+    /// Raise a Copilot third-party-action suggestion every N customer
+    /// utterances of each call whose topic is subscribed (0: never).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub copilot_every: u32,
 }
 
 /// Which knowledge base and which index.

@@ -5,6 +5,7 @@
 //! Unknown keys and bad values are errors naming the key (and, for the
 //! file, the line). Secrets are held as [`Secret`] and never printed.
 
+pub mod delivery;
 pub mod keymap;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub struct Config {
     pub genesys: GenesysConfig,
     pub kb: KbConfig,
     pub policy: Policy,
+    pub delivery: delivery::DeliveryConfig,
+    pub ledger: delivery::LedgerConfig,
     pub keys: keymap::KeysConfig,
 }
 
@@ -221,6 +224,7 @@ impl Config {
         let g = &self.genesys;
         let invalid =
             |key: &str, message: &str| ConfigError::Invalid { key: key.into(), message: message.into() };
+        self.delivery.validate().map_err(|m| invalid("delivery", &m))?;
         for (key, url) in [("genesys.api_base", &g.api_base), ("genesys.login_base", &g.login_base)] {
             if !url.is_empty() && url::Url::parse(url).is_err() {
                 return Err(invalid(key, &format!("`{url}` is not a URL")));

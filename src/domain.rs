@@ -101,6 +101,72 @@ pub enum StreamEvent {
     Warning {
         message: String,
     },
+    /// Who takes part in a conversation (sent whenever an event lists them).
+    Participants {
+        conversation_id: String,
+        participants: Vec<Participant>,
+    },
+    /// Genesys Copilot raised a third-party-action suggestion for a call and
+    /// waits for our answer (`v2.conversations.{id}.suggestions.thirdpartyaction`).
+    CopilotRequest {
+        conversation_id: String,
+        suggestion_id: String,
+    },
+}
+
+/// Where a suggestion is delivered. The engine decides what to deliver;
+/// each sink knows how (see `delivery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sink {
+    /// The built-in agent widget: the conversation's live feed.
+    Widget,
+    /// The original design's push contract (`genesys.push_url`).
+    Webhook,
+    /// Participant attributes on the customer participant.
+    GenesysAttributes,
+    /// Answers to Genesys Copilot third-party-action suggestions (preview).
+    GenesysCopilot,
+}
+
+impl Sink {
+    pub const ALL: [Self; 4] = [Self::Widget, Self::Webhook, Self::GenesysAttributes, Self::GenesysCopilot];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Widget => "widget",
+            Self::Webhook => "webhook",
+            Self::GenesysAttributes => "genesys-attributes",
+            Self::GenesysCopilot => "genesys-copilot",
+        }
+    }
+}
+
+impl std::fmt::Display for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Sink {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            format!("unknown sink `{s}` (expected widget, webhook, genesys-attributes or genesys-copilot)")
+        })
+    }
+}
+
+/// A party to a conversation, from the conversation events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// The participant id (attributes are written on it).
+    pub id: String,
+    /// `customer`, `agent`, `acd`, `ivr`…
+    pub purpose: String,
+    /// The Genesys user behind an agent participant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 /// One article result in a push.
@@ -112,19 +178,39 @@ pub struct PushItem {
     pub score: f32,
 }
 
-/// A request to show articles to the agent of one conversation.
+/// A request to show articles to the agent of one conversation, through
+/// the listed sinks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PushRequest {
-    /// Idempotency key: every retry of this push carries the same id.
+    /// Idempotency key: every retry of this push carries the same id, in
+    /// this run and after a restart.
     pub suggestion_id: String,
     pub conversation_id: String,
     pub items: Vec<PushItem>,
+    /// The sinks still to deliver to.
+    pub sinks: Vec<Sink>,
+    /// An operator decided (rather than auto mode).
+    #[serde(default)]
+    pub operator: bool,
+    /// The customer participant (for `genesys-attributes`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_participant: Option<String>,
+    /// The Genesys Copilot suggestion this answers (`genesys-copilot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copilot_suggestion: Option<String>,
+    /// The article's link, when the knowledge base has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Probability that the article is right, when calibrated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f32>,
 }
 
 /// How one HTTP attempt of a push went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushAttempt {
     pub suggestion_id: String,
+    pub sink: Sink,
     pub attempt: u32,
     /// HTTP status, or `None` for a connection error or timeout.
     pub status: Option<u16>,
@@ -133,10 +219,11 @@ pub struct PushAttempt {
     pub reason: String,
 }
 
-/// The end result of a push after all its attempts.
+/// The end result of a push to one sink after all its attempts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushOutcome {
     pub suggestion_id: String,
+    pub sink: Sink,
     pub conversation_id: String,
     pub status: Option<u16>,
     pub attempts: u32,

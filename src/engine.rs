@@ -9,7 +9,9 @@
 //! ([`metrics`]); operator commands live in [`operator`], pushes and the
 //! push log in [`push`].
 
+mod agent;
 pub mod conversation;
+pub mod durable;
 pub mod metrics;
 pub mod msg;
 mod operator;
@@ -18,23 +20,32 @@ mod push;
 pub mod suggestion;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_delivery;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+pub use agent::ArticleFeedback;
 pub use conversation::Conversation;
+pub use durable::{Clock, ConversationRecord, SuggestionRecord};
 pub use metrics::{Metrics, Stage, Summary};
 pub use msg::{
-    Action, Actor, ArticleRef, Command, Effect, Msg, Record, RequestId, ScoredArticle, SearchTiming,
+    Action, Actor, AgentEvent, ArticleRef, Command, Effect, Feedback, Msg, Record, RequestId, ScoredArticle,
+    SearchTiming,
 };
 pub use policy::{Knob, Mode, Policy};
 pub use push::{PushLogEntry, PushStatus};
-pub use suggestion::{Origin, Suggestion, SuggestionState};
+pub use suggestion::{Delivery, DeliveryState, Origin, Suggestion, SuggestionState};
 
-use crate::domain::{ConnectionState, Hit, StreamEvent};
+use crate::domain::{ConnectionState, Hit, Sink, StreamEvent};
 
 /// Entries kept in the notice list.
 const NOTICES: usize = 50;
+/// How long a call taken over from the ledger may go unconfirmed by the
+/// stream (catch-up reports calls in progress within seconds of connecting)
+/// before it is taken to have ended while the process was down.
+pub const RESTORE_GRACE: Duration = Duration::from_secs(60);
 /// How far back "candidates in the last N minutes" looks.
 pub const CANDIDATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
@@ -66,6 +77,25 @@ pub struct Engine {
     recent_scores: VecDeque<(Instant, f32)>,
     /// Suggestion id → conversation id, for pushes in flight.
     sending: HashMap<String, String>,
+    /// Decisions waiting for the ledger before they are recorded as made.
+    undurable: HashMap<String, Record>,
+    /// Where decided suggestions go (`delivery.sinks`, less Copilot).
+    sinks: Vec<Sink>,
+    /// Answer Copilot's third-party-action requests.
+    copilot: bool,
+    /// Per-article agent reactions.
+    feedback: HashMap<String, ArticleFeedback>,
+    /// Emit ledger records; false when no ledger is kept.
+    persist: bool,
+    /// False while the ledger cannot record: nothing is sent automatically.
+    ledger_ok: bool,
+    /// Change keys of the records last persisted, per conversation.
+    persisted: HashMap<String, u64>,
+    /// Conversations whose durable state changed without a record saying so.
+    touched: std::collections::BTreeSet<String>,
+    /// Wall-clock anchor for ledger times; until the runtime sets one, the
+    /// first message's time stands for Unix time 0 (tests need no clock).
+    clock: Option<Clock>,
 }
 
 impl Engine {
@@ -88,11 +118,37 @@ impl Engine {
             notices: VecDeque::new(),
             recent_scores: VecDeque::new(),
             sending: HashMap::new(),
+            undurable: HashMap::new(),
+            sinks: vec![Sink::Webhook],
+            copilot: false,
+            feedback: HashMap::new(),
+            persist: false,
+            ledger_ok: true,
+            persisted: HashMap::new(),
+            touched: std::collections::BTreeSet::new(),
+            clock: None,
         }
+    }
+
+    /// Sets where decided suggestions are delivered. `genesys-copilot` is
+    /// not a fan-out target: it answers Copilot's own requests.
+    pub fn set_sinks(&mut self, sinks: &[Sink]) {
+        self.copilot = sinks.contains(&Sink::GenesysCopilot);
+        self.sinks = sinks.iter().copied().filter(|s| *s != Sink::GenesysCopilot).collect();
+    }
+
+    pub fn sinks(&self) -> &[Sink] {
+        &self.sinks
+    }
+
+    /// Whether the ledger records (false: delivery state cannot be saved).
+    pub fn ledger_ok(&self) -> bool {
+        self.ledger_ok
     }
 
     /// Applies one message at time `now` and returns what to do.
     pub fn handle(&mut self, msg: Msg, now: Instant) -> Vec<Effect> {
+        self.clock.get_or_insert(Clock::new(now, 0));
         let mut fx = Vec::new();
         match msg {
             Msg::Stream(ev) => self.on_stream(ev, now, &mut fx),
@@ -112,8 +168,16 @@ impl Engine {
             Msg::PushDone(o) => self.on_push_done(o, now, &mut fx),
             Msg::Command(c) => self.on_command(c, now, &mut fx),
             Msg::Tick => self.on_tick(now, &mut fx),
+            Msg::Durable(reqs) => self.on_durable(reqs, now, &mut fx),
+            Msg::LedgerFailed { error, held } => {
+                self.touched.extend(held.iter().map(|r| r.conversation_id.clone()));
+                self.on_ledger_failed(error, held, now, &mut fx);
+            }
+            Msg::LedgerRecovered => self.on_ledger_recovered(now, &mut fx),
+            Msg::Agent(ev) => self.on_agent(ev, now, &mut fx),
         }
         self.fire_due_searches(now, &mut fx);
+        self.persist_changes(&mut fx);
         fx
     }
 
@@ -134,13 +198,26 @@ impl Engine {
                 fx.push(Effect::Record(Record::Warning { message }));
             }
             StreamEvent::ConversationStarted { conversation_id, queue_id } => {
-                if !self.conversations.contains_key(&conversation_id) {
+                if let Some(c) = self.conversations.get_mut(&conversation_id) {
+                    c.restored_at = None;
+                } else {
                     let c = Conversation::new(&conversation_id, queue_id.clone(), now);
                     self.conversations.insert(conversation_id.clone(), c);
                     fx.push(Effect::Record(Record::ConversationStarted { conversation_id, queue_id }));
                 }
             }
             StreamEvent::ConversationEnded { conversation_id } => self.end(&conversation_id, now, fx),
+            StreamEvent::Participants { conversation_id, participants } => {
+                if let Some(c) = self.conversations.get_mut(&conversation_id)
+                    && c.participants != participants
+                {
+                    c.participants = participants;
+                    self.touched.insert(conversation_id);
+                }
+            }
+            StreamEvent::CopilotRequest { conversation_id, suggestion_id } => {
+                self.on_copilot_request(&conversation_id, suggestion_id, now, fx);
+            }
             StreamEvent::Transcript(t) => {
                 if !self.conversations.contains_key(&t.conversation_id) {
                     // Transcripts can arrive before (or without) a start event.
@@ -158,6 +235,7 @@ impl Engine {
                     return;
                 };
                 c.upsert(&t, now);
+                c.restored_at = None;
                 if t.is_final {
                     self.metrics.utterances += 1;
                 }
@@ -291,6 +369,7 @@ impl Engine {
             self.next_suggestion += 1;
             let sid = format!("{}-{}", self.run_id, self.next_suggestion);
             let mut s = Suggestion::new(sid, id, &h.article_id, &h.title, &h.text, h.score, now);
+            s.url.clone_from(&h.url);
             s.event_at = c.window_event_at;
             s.classify(policy.push, now);
             self.metrics.suggestions += 1;
@@ -319,7 +398,12 @@ impl Engine {
         let (auto, cap, global, paused_all) =
             (self.policy.auto, self.policy.max_pushes_per_minute, self.policy.mode, self.paused_all);
         let Some(c) = self.conversations.get_mut(id) else { return };
-        if c.effective_mode(global) != Mode::Auto || c.paused || paused_all || c.ended_at.is_some() {
+        if c.effective_mode(global) != Mode::Auto
+            || c.paused
+            || paused_all
+            || c.ended_at.is_some()
+            || !self.ledger_ok
+        {
             return;
         }
         let mut ready: Vec<usize> = (0..c.suggestions.len())
@@ -332,14 +416,11 @@ impl Engine {
                 break;
             }
             c.auto_sends.push_back(now);
-            chosen.push((c.suggestions[i].id.clone(), c.suggestions[i].event_at));
+            chosen.push(c.suggestions[i].id.clone());
         }
-        for (sid, event_at) in chosen {
+        for sid in chosen {
             if let Some(at) = matched_at {
                 self.metrics.record(Stage::Decide, at, now);
-            }
-            if let Some(at) = event_at {
-                self.metrics.record(Stage::EventToPush, at, now);
             }
             self.send(id, &sid, Actor::Auto, Action::Send, now, fx);
         }
@@ -350,11 +431,17 @@ impl Engine {
         let quiet: Vec<String> = self
             .conversations
             .values()
-            .filter(|c| c.ended_at.is_none() && now.duration_since(c.last_activity) >= idle)
+            .filter(|c| {
+                c.ended_at.is_none()
+                    && (now.duration_since(c.last_activity) >= idle
+                        || c.restored_at.is_some_and(|t| now.duration_since(t) >= RESTORE_GRACE))
+            })
             .map(|c| c.id.clone())
             .collect();
         for id in quiet {
             self.end(&id, now, fx);
+            // The stream never said it ended: stop following it there too.
+            fx.push(Effect::Unfollow { conversation_id: id });
         }
         let grace = self.policy.ended_grace;
         let sending = &self.sending;

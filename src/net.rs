@@ -14,6 +14,7 @@ pub mod policy;
 pub mod protocol;
 pub mod push;
 pub mod rest;
+pub mod sinks;
 pub mod socket;
 pub mod stream;
 pub mod tutorial;

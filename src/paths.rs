@@ -80,6 +80,11 @@ impl AppPaths {
     }
 
     /// Directory of the audit logs.
+    /// The durable ledger of suggestions and deliveries.
+    pub fn ledger_file(&self) -> PathBuf {
+        self.data_dir.join("ledger.redb")
+    }
+
     pub fn audit_dir(&self) -> PathBuf {
         self.data_dir.join("audit")
     }

@@ -17,11 +17,13 @@ use tokio::task::JoinSet;
 
 use crate::audit::{AuditHandle, spawn_audit};
 use crate::config::Config;
+use crate::delivery::{Delivery, LiveFeed};
 use crate::domain::StreamEvent;
 use crate::engine::{Effect, Engine, Msg, Summary};
 use crate::kb::store::{BuildProgress, StoredArticle};
 use crate::kb::worker::{KbHandle, SearchJob, spawn_worker};
 use crate::kb::{KbError, KbOptions, ModelSpec, Retriever};
+use crate::ledger::{Ledger, LedgerError, LedgerHandle};
 use crate::net::auth::{TokenInfo, TokenSource};
 use crate::net::push::{PushClient, PushConfig};
 use crate::net::rest::{Rest, http_client};
@@ -51,6 +53,8 @@ pub enum RuntimeError {
     Audit { path: std::path::PathBuf, source: std::io::Error },
     #[error("no queues to follow: pass --queue ID or set genesys.queues (or genesys.users)")]
     NoQueues,
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 /// How to start.
@@ -61,11 +65,13 @@ pub struct Options {
     pub run_id: Option<String>,
     /// Index-build progress, for a progress display.
     pub progress: Box<dyn FnMut(BuildProgress) + Send>,
+    /// The agent widget's live feed, when the widget sink is served.
+    pub feed: Option<Arc<dyn LiveFeed>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { headless_out: None, run_id: None, progress: Box::new(|_| {}) }
+        Self { headless_out: None, run_id: None, progress: Box::new(|_| {}), feed: None }
     }
 }
 
@@ -78,11 +84,17 @@ pub struct Runtime {
     catalog: Arc<Vec<StoredArticle>>,
     stream: StreamHandle,
     forwarder: tokio::task::JoinHandle<()>,
-    push: PushClient,
+    delivery: Delivery,
     pushes: JoinSet<()>,
+    ledger: Option<LedgerHandle>,
     audit: AuditHandle,
     token: watch::Receiver<TokenInfo>,
     run_id: String,
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock before 1970).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A run id: UTC start time plus a random suffix, e.g. `20261124T101530-3fa2`.
@@ -100,6 +112,19 @@ impl Runtime {
         if endpoint.dialect == Dialect::Notifications && g.queues.is_empty() && g.users.is_empty() {
             return Err(RuntimeError::NoQueues);
         }
+        // The ledger first: a second process on the same data dir must stop
+        // here, before it connects or pushes anything.
+        let ledger = if config.ledger.enabled {
+            let path = config.ledger.path.clone().unwrap_or_else(|| paths.ledger_file());
+            let mut ledger = Ledger::open(&path)?;
+            let cutoff = unix_ms(SystemTime::now())
+                .saturating_sub(u64::try_from(config.ledger.retention().as_millis()).unwrap_or(u64::MAX));
+            let records = ledger.load(cutoff)?;
+            tracing::info!(path = %path.display(), calls = records.len(), "ledger open");
+            Some((ledger, records))
+        } else {
+            None
+        };
         let kb_opts = KbOptions {
             sources: config.kb.sources(),
             kind: config.kb.index,
@@ -127,6 +152,7 @@ impl Runtime {
             ..PushConfig::default()
         };
         let push = PushClient::new(http.clone(), auth.clone(), &endpoint.api_base, push_config);
+        let delivery = Delivery::new(push, &config.delivery.attributes_prefix, opts.feed);
         let socket = SocketConfig {
             ping_after: Duration::from_millis(g.ping_after_ms),
             pong_timeout: Duration::from_millis(g.pong_timeout_ms),
@@ -140,6 +166,7 @@ impl Runtime {
                     users: g.users.clone(),
                     socket,
                     max_topics: g.max_topics_per_channel,
+                    copilot: config.delivery.sinks.contains(&crate::domain::Sink::GenesysCopilot),
                     ..StreamConfig::default()
                 };
                 spawn_stream(Rest::new(http, &endpoint.api_base, auth), stream_config, stream_tx)
@@ -162,20 +189,40 @@ impl Runtime {
         let audit = spawn_audit(&audit_path, opts.headless_out)
             .map_err(|source| RuntimeError::Audit { path: audit_path.clone(), source })?;
         tracing::info!(run_id, audit = %audit_path.display(), dialect = %endpoint.dialect, "runtime started");
-        Ok(Self {
-            engine: Engine::new(config.policy.clone(), &run_id),
+        let mut engine = Engine::new(config.policy.clone(), &run_id);
+        engine.set_sinks(&config.delivery.sinks);
+        engine.set_clock(Instant::now(), unix_ms(SystemTime::now()));
+        let (ledger, restored) = match ledger {
+            Some((l, records)) => {
+                engine.enable_persistence();
+                let handle = crate::ledger::spawn(l, tx.clone())
+                    .map_err(|e| LedgerError::Io { path: paths.ledger_file(), message: e.to_string() })?;
+                (Some(handle), records)
+            }
+            None => (None, Vec::new()),
+        };
+        let mut rt = Self {
+            engine,
             tx,
             rx,
             kb,
             catalog,
             stream,
             forwarder,
-            push,
+            delivery,
             pushes: JoinSet::new(),
+            ledger,
             audit,
             token,
             run_id,
-        })
+        };
+        if rt.ledger.is_some() {
+            let effects = rt.engine.restore(restored, Instant::now());
+            for e in effects {
+                rt.run(e);
+            }
+        }
+        Ok(rt)
     }
 
     /// The next thing that happened: a message, a token refresh, or a tick
@@ -223,19 +270,20 @@ impl Runtime {
                     tracing::error!("knowledge-base worker is gone; search dropped");
                 }
             }
-            Effect::Push(req) => {
-                let (client, tx) = (self.push.clone(), self.tx.clone());
-                self.pushes.spawn(async move {
-                    let attempts = tx.clone();
-                    let mut report = move |a| {
-                        // Attempt reports are for display; never wait for room.
-                        if attempts.try_send(Msg::PushAttempted(a)).is_err() {
-                            tracing::debug!("push attempt report dropped: channel full");
-                        }
-                    };
-                    let outcome = client.push(&req, &mut report).await;
-                    let _ = tx.send(Msg::PushDone(outcome)).await;
-                });
+            // Record, then act: the ledger releases the push once the
+            // decision behind it is committed.
+            Effect::Push(req) => match &self.ledger {
+                Some(l) => l.hold(req),
+                None => self.handle(Msg::Durable(vec![req])),
+            },
+            Effect::Persist(rec) => {
+                if let Some(l) = &self.ledger {
+                    l.record(rec);
+                }
+            }
+            Effect::Deliver(req) => self.delivery.deliver(req, &mut self.pushes, &self.tx),
+            Effect::Unfollow { conversation_id } => {
+                tracing::debug!(conversation_id, "ended for idleness");
             }
             Effect::Record(r) => self.audit.record(r),
         }
@@ -261,6 +309,11 @@ impl Runtime {
 
     pub fn run_id(&self) -> &str {
         &self.run_id
+    }
+
+    /// Writes a ready-made JSON line to the audit log and headless output.
+    pub fn note(&self, line: serde_json::Value) {
+        self.audit.json(line);
     }
 
     pub fn audit_path(&self) -> &std::path::Path {
@@ -292,6 +345,9 @@ impl Runtime {
         self.audit.json(line);
         let _ = self.stream.task.await;
         self.forwarder.abort();
+        if let Some(l) = self.ledger.take() {
+            l.close();
+        }
         if let Err(e) = self.audit.close() {
             tracing::error!(error = %e, "audit log could not be flushed");
         }

@@ -12,6 +12,7 @@ pub mod api;
 pub mod fault;
 pub mod player;
 pub mod script;
+pub mod sinks;
 pub mod state;
 pub mod ws;
 
@@ -50,6 +51,9 @@ pub struct SimConfig {
     pub start_gap: Duration,
     pub subscribe_grace: Duration,
     pub credentials: Option<(String, String)>,
+    /// Raise a Copilot third-party-action suggestion every N customer
+    /// utterances (0: never).
+    pub copilot_every: u32,
 }
 
 impl SimConfig {
@@ -70,6 +74,7 @@ impl SimConfig {
             start_gap: Duration::from_secs(4),
             subscribe_grace: Duration::from_secs(5),
             credentials: None,
+            copilot_every: 0,
         }
     }
 }
@@ -101,6 +106,16 @@ impl SimHandle {
 
     pub fn pushes(&self) -> Vec<PushRecord> {
         self.shared.lock().pushes.clone()
+    }
+
+    /// Participant attributes written so far, by (conversation, participant).
+    pub fn attributes(&self) -> Vec<sinks::AttributesRecord> {
+        sinks::attributes_list(&self.shared)
+    }
+
+    /// Copilot suggestions raised, with their answers.
+    pub fn copilot(&self) -> Vec<state::CopilotRecord> {
+        self.shared.lock().copilot.values().cloned().collect()
     }
 
     /// Invalidates every issued token, as a revocation would: the next
@@ -152,6 +167,8 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
         channel_ttl: config.channel_ttl,
         heartbeat: config.heartbeat,
         credentials: config.credentials.clone(),
+        cooldown_ms: 600_000,
+        copilot_every: config.copilot_every,
     };
     let shared = Arc::new(Shared::new(base_url.clone(), settings, &config.faults));
     let app = Router::new()
@@ -169,6 +186,16 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
         .route("/api/v2/interactions/events/websocket", get(ws::tutorial_socket))
         .route("/api/v2/agent-assist/interactions/{conversation_id}/results", post(api::push))
         .route("/api/v2/analytics/conversations/details/query", post(analytics::details_query))
+        .route(
+            "/api/v2/conversations/{conversation_id}/participants/{participant_id}/attributes",
+            axum::routing::patch(sinks::attributes),
+        )
+        .route(
+            "/api/v2/conversations/{conversation_id}/suggestions/{suggestion_id}",
+            axum::routing::patch(sinks::copilot_answer),
+        )
+        .route("/sim/attributes", get(sinks::attributes_written))
+        .route("/sim/copilot", get(sinks::copilot_records))
         .route("/sim/pushes", get(api::pushes))
         .route("/sim/stats", get(api::stats))
         .with_state(shared.clone());

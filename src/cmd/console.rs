@@ -105,6 +105,34 @@ pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Operator commands for the headless console, one JSON object per line
+/// on stdin (`{"command":"approve","suggestion":"…"}`, the same vocabulary
+/// as the dashboard's keys). A line that does not parse is reported on the
+/// output and skipped. Nothing is read from a terminal.
+fn spawn_stdin_commands() -> tokio::sync::mpsc::Receiver<Result<crate::engine::Command, String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    if std::io::stdin().is_terminal() {
+        return rx;
+    }
+    let spawned = std::thread::Builder::new().name("stdin-commands".into()).spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed = serde_json::from_str(&line).map_err(|e| format!("command not understood: {e}"));
+            if tx.blocking_send(parsed).is_err() {
+                break;
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot read commands from stdin");
+    }
+    rx
+}
+
 /// Runs without a UI until a signal, `--exit-after`, or a permanent
 /// connection failure (exit code 1).
 pub async fn headless(
@@ -119,10 +147,19 @@ pub async fn headless(
     let signal = shutdown_signal();
     tokio::pin!(signal);
     let mut failed = false;
+    let mut commands = spawn_stdin_commands();
+    let mut stdin_open = true;
     loop {
         tokio::select! {
             () = &mut stop => break,
             () = &mut signal => break,
+            line = commands.recv(), if stdin_open => match line {
+                Some(Ok(cmd)) => {
+                    rt.handle(Msg::Command(cmd));
+                }
+                Some(Err(message)) => rt.note(serde_json::json!({ "event": "command_error", "message": message })),
+                None => stdin_open = false,
+            },
             msg = rt.next() => {
                 failed |= matches!(msg, Msg::Stream(StreamEvent::Connection(ConnectionState::Failed { .. })));
                 rt.handle(msg);

@@ -42,6 +42,9 @@ pub fn run(args: &DemoArgs, file: Option<&Path>, paths: &AppPaths) -> Result<Exi
         g.queues = vec![sim.queue_id.clone()];
         g.users.clear();
         config.policy.mode = args.mode;
+        // The demo keeps its own ledger: a console running against a real
+        // org on this machine holds the default one's lock.
+        config.ledger.path = Some(paths.data_dir.join("demo").join("ledger.redb"));
         if !args.source.kb.is_empty() {
             config.kb.paths.clone_from(&args.source.kb);
         }

@@ -25,6 +25,7 @@ pub fn config(args: &SimArgs) -> Result<SimConfig> {
     c.concurrency = args.concurrency.max(1);
     c.repeat = args.repeat;
     c.credentials = args.client_id.clone().zip(args.client_secret.clone());
+    c.copilot_every = args.copilot_every;
     Ok(c)
 }
 

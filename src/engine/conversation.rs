@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::msg::RequestId;
 use super::policy::{Mode, Policy};
 use super::suggestion::Suggestion;
-use crate::domain::{Hit, Speaker, TranscriptEvent};
+use crate::domain::{Hit, Participant, Speaker, TranscriptEvent};
 
 /// Utterances kept per conversation (the transcript pane shows the latest).
 pub const MAX_UTTERANCES: usize = 500;
@@ -57,6 +57,13 @@ pub struct Conversation {
     /// Send times of automatic pushes in the last minute (rate cap).
     pub auto_sends: VecDeque<Instant>,
     pub searches: u64,
+    /// Who takes part, from the conversation events (widget access, the
+    /// attributes sink's customer participant).
+    pub participants: Vec<Participant>,
+    /// Taken over from the ledger at start and not yet heard of from the
+    /// stream; ended if the stream stays silent about it (it ended while
+    /// we were down).
+    pub restored_at: Option<Instant>,
 }
 
 impl Conversation {
@@ -83,7 +90,14 @@ impl Conversation {
             pushed: HashMap::new(),
             auto_sends: VecDeque::new(),
             searches: 0,
+            participants: Vec::new(),
+            restored_at: None,
         }
+    }
+
+    /// The customer participant's id, when the events named one.
+    pub fn customer_participant(&self) -> Option<String> {
+        self.participants.iter().rev().find(|p| p.purpose == "customer").map(|p| p.id.clone())
     }
 
     /// The mode in force: the conversation's own, else the global one.

@@ -17,9 +17,12 @@ pub enum Stage {
     EventToSearch,
     /// Search started → matches (embedding and FAISS).
     Search,
-    /// Matches → push sent (the decision; automatic pushes only).
+    /// Matches → push decided (automatic pushes only).
     Decide,
-    /// Transcript event received → push sent (automatic pushes only).
+    /// Push decided → recorded in the ledger, free to leave.
+    Record,
+    /// Transcript event received → push handed to the sinks (automatic
+    /// pushes only; includes the ledger write).
     EventToPush,
     /// Push sent → acknowledged (network and retries).
     Push,
@@ -28,10 +31,11 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 7] = [
         Stage::EventToSearch,
         Stage::Search,
         Stage::Decide,
+        Stage::Record,
         Stage::EventToPush,
         Stage::Push,
         Stage::EndToEnd,
@@ -42,6 +46,7 @@ impl Stage {
             Self::EventToSearch => "event_to_search",
             Self::Search => "search",
             Self::Decide => "decide",
+            Self::Record => "record",
             Self::EventToPush => "event_to_push",
             Self::Push => "push",
             Self::EndToEnd => "end_to_end",

@@ -6,8 +6,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::durable::ConversationRecord;
 use super::policy::{Knob, Mode};
-use crate::domain::{ConnectionState, Hit, PushAttempt, PushOutcome, PushRequest, Speaker, StreamEvent};
+use crate::domain::{
+    ConnectionState, Hit, PushAttempt, PushOutcome, PushRequest, Sink, Speaker, StreamEvent,
+};
 
 /// Identifies a search request; results for any other id are stale.
 pub type RequestId = u64;
@@ -29,6 +32,53 @@ pub enum Msg {
     Command(Command),
     /// Time passed: timers may be due.
     Tick,
+    /// The ledger has recorded everything these pushes depend on: they may
+    /// now be delivered.
+    Durable(Vec<PushRequest>),
+    /// The ledger could not record; these pushes were held back, unsent.
+    LedgerFailed { error: String, held: Vec<PushRequest> },
+    /// The ledger records again after a failure.
+    LedgerRecovered,
+    /// An agent's page reacted to a suggestion.
+    Agent(AgentEvent),
+}
+
+/// What an agent's widget page reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AgentEvent {
+    /// The page received and showed the suggestion.
+    Acknowledged {
+        conversation_id: String,
+        suggestion_id: String,
+        user_id: Option<String>,
+    },
+    Feedback {
+        conversation_id: String,
+        suggestion_id: String,
+        feedback: Feedback,
+        user_id: Option<String>,
+    },
+}
+
+/// An agent's verdict on a suggestion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feedback {
+    Useful,
+    NotUseful,
+    /// Copied the text: counts as used.
+    Copied,
+}
+
+impl Feedback {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Useful => "useful",
+            Self::NotUseful => "not useful",
+            Self::Copied => "copied",
+        }
+    }
 }
 
 /// When the knowledge-base worker started and finished a search.
@@ -101,13 +151,25 @@ pub enum Effect {
         query: String,
         k: usize,
     },
+    /// Deliver once everything recorded before it is durable (record,
+    /// then act): the runtime hands it to the ledger, which answers with
+    /// [`Msg::Durable`].
     Push(PushRequest),
+    /// Deliver now, to the request's sinks.
+    Deliver(PushRequest),
+    /// Save a conversation's durable state (suggestions, decisions,
+    /// deliveries, cooldowns) to the ledger.
+    Persist(Box<ConversationRecord>),
+    /// The engine ended a call (idleness): stop following it.
+    Unfollow {
+        conversation_id: String,
+    },
     /// Append to the audit log (and print, in headless mode).
     Record(Record),
 }
 
 /// Who decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Actor {
     Auto,
@@ -175,6 +237,7 @@ pub enum Record {
     Push {
         suggestion_id: String,
         conversation_id: String,
+        sink: Sink,
         article_id: String,
         ok: bool,
         status: Option<u16>,
@@ -192,6 +255,34 @@ pub enum Record {
     Setting {
         knob: String,
         value: String,
+    },
+    /// An agent page showed a suggestion (widget sink).
+    Acknowledged {
+        suggestion_id: String,
+        conversation_id: String,
+        article_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<String>,
+    },
+    /// An agent said whether a suggestion helped.
+    AgentFeedback {
+        suggestion_id: String,
+        conversation_id: String,
+        article_id: String,
+        feedback: Feedback,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<String>,
+    },
+    /// The ledger's health changed (delivery state saved again, or not).
+    Ledger {
+        ok: bool,
+        message: String,
+    },
+    /// Calls and deliveries taken over from the ledger at start.
+    Restored {
+        conversations: usize,
+        suggestions: usize,
+        redelivered: usize,
     },
 }
 

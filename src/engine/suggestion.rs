@@ -6,6 +6,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::msg::{Actor, Feedback};
+use crate::domain::Sink;
+
 /// Where a suggestion stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", content = "reason", rename_all = "snake_case")]
@@ -56,6 +59,40 @@ pub enum Origin {
     Manual,
 }
 
+/// Where a suggestion stands with one sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for the ledger, or in flight (with retries so far).
+    Pending {
+        attempts: u32,
+        note: Option<String>,
+    },
+    Delivered {
+        status: Option<u16>,
+        attempts: u32,
+        latency_ms: u64,
+    },
+    Failed {
+        error: String,
+        attempts: u32,
+    },
+}
+
+impl DeliveryState {
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Self::Pending { .. })
+    }
+}
+
+/// One sink's part of a suggestion's delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub sink: Sink,
+    #[serde(flatten)]
+    pub state: DeliveryState,
+}
+
 /// One suggestion and its history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suggestion {
@@ -80,6 +117,17 @@ pub struct Suggestion {
     /// Attempts so far and the last retry reason, while sending.
     pub attempts: u32,
     pub retry_note: Option<String>,
+    /// Who decided to send it, once someone did.
+    pub decided_by: Option<Actor>,
+    /// Per-sink delivery, once sent.
+    pub deliveries: Vec<Delivery>,
+    /// An agent page showed it (widget sink).
+    pub acknowledged: bool,
+    /// The agent's last verdict on it.
+    pub feedback: Option<Feedback>,
+    /// Probability that the article is right, when the KB is calibrated.
+    pub probability: Option<f32>,
+    pub url: Option<String>,
 }
 
 impl Suggestion {
@@ -108,7 +156,18 @@ impl Suggestion {
             sent_at: None,
             attempts: 0,
             retry_note: None,
+            decided_by: None,
+            deliveries: Vec::new(),
+            acknowledged: false,
+            feedback: None,
+            probability: None,
+            url: None,
         }
+    }
+
+    /// The delivery to `sink`, if it was sent there.
+    pub fn delivery_mut(&mut self, sink: Sink) -> Option<&mut Delivery> {
+        self.deliveries.iter_mut().find(|d| d.sink == sink)
     }
 
     /// Moves to `state` at `now`; no-op if already there.

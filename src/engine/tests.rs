@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::domain::{PushAttempt, PushOutcome, PushRequest, Speaker, StreamEvent, TranscriptEvent};
+use crate::domain::{PushAttempt, PushOutcome, PushRequest, Sink, Speaker, StreamEvent, TranscriptEvent};
 
 fn base() -> Instant {
     static BASE: OnceLock<Instant> = OnceLock::new();
@@ -69,6 +69,7 @@ fn done(request: RequestId, conv: &str, hits: Vec<Hit>, ms: u64) -> Msg {
 fn ok(p: &PushRequest, latency_ms: u64) -> Msg {
     Msg::PushDone(PushOutcome {
         suggestion_id: p.suggestion_id.clone(),
+        sink: Sink::Webhook,
         conversation_id: p.conversation_id.clone(),
         status: Some(204),
         attempts: 1,
@@ -251,6 +252,8 @@ fn edit_then_send_replaces_content_and_keeps_the_original_for_the_audit() {
         at(2_100),
     );
     assert_eq!(pushes(&fx)[0].items[0].content, "Try this first.");
+    // The decision is said once the ledger has it.
+    let fx = e.handle(Msg::Durable(pushes(&fx)), at(2_101));
     let decision = fx.iter().find_map(|f| match f {
         Effect::Record(Record::Decision { action, by, original, edited, .. }) => {
             Some((*action, *by, original.clone(), edited.clone()))
@@ -279,6 +282,7 @@ fn reject_retry_approve_all_and_manual_push() {
     e.handle(
         Msg::PushAttempted(PushAttempt {
             suggestion_id: sent[0].suggestion_id.clone(),
+            sink: Sink::Webhook,
             attempt: 1,
             status: Some(500),
             retry_in_ms: Some(10),
@@ -314,6 +318,7 @@ fn reject_retry_approve_all_and_manual_push() {
 fn outcome(p: &PushRequest) -> PushOutcome {
     PushOutcome {
         suggestion_id: p.suggestion_id.clone(),
+        sink: Sink::Webhook,
         conversation_id: p.conversation_id.clone(),
         status: Some(204),
         attempts: 1,
@@ -332,6 +337,7 @@ fn push_outcomes_update_state_and_latency_stages() {
     let (req, _) = searches(&fx)[0].clone();
     let fx = e.handle(done(req, "c", vec![hit("a", 0.9)], 2), at(9));
     let p = pushes(&fx)[0].clone();
+    e.handle(Msg::Durable(vec![p.clone()]), at(12));
     e.handle(ok(&p, 30), at(40));
     assert_eq!(states(&e, "c")[0].1, "pushed");
     let m = e.metrics();

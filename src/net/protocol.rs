@@ -100,6 +100,21 @@ pub enum ConversationPhase {
 }
 
 impl ConversationBody {
+    /// The participants with an id and a purpose, as the engine keeps them.
+    pub fn domain_participants(&self) -> Vec<crate::domain::Participant> {
+        self.participants
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(crate::domain::Participant {
+                    id: p.id.clone().filter(|i| !i.is_empty())?,
+                    purpose: p.purpose.clone()?.to_ascii_lowercase(),
+                    user_id: p.user_id.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// Active while any agent participant is connected and not ended. All
     /// agent participants count: re-routes create extra agent entries.
     pub fn phase(&self) -> ConversationPhase {
@@ -134,6 +149,12 @@ pub enum Frame {
     },
     Conversation(ConversationBody),
     Transcription(TranscriptionBody),
+    /// Copilot raised a third-party-action suggestion for a call.
+    CopilotSuggestion {
+        conversation_id: String,
+        suggestion_id: String,
+        state: Option<String>,
+    },
     /// Tutorial dialect: cumulative transcript of one interaction.
     TutorialTranscript {
         id: String,
@@ -188,6 +209,15 @@ pub fn decode_notification(text: &str) -> Result<Frame, DecodeError> {
         let b: ConversationBody = serde_json::from_value(body).map_err(|_| parse("conversation"))?;
         return Ok(Frame::Conversation(b));
     }
+    if let Some(id) =
+        topic.strip_prefix("v2.conversations.").and_then(|t| t.strip_suffix(".suggestions.thirdpartyaction"))
+    {
+        let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+        let suggestion_id =
+            field("suggestionId").filter(|s| !s.is_empty()).ok_or_else(|| parse("copilot suggestion"))?;
+        let conversation_id = field("conversationId").unwrap_or_else(|| id.to_string());
+        return Ok(Frame::CopilotSuggestion { conversation_id, suggestion_id, state: field("state") });
+    }
     Ok(Frame::Unknown { what: if topic.is_empty() { "frame without topicName".into() } else { topic } })
 }
 
@@ -203,6 +233,11 @@ pub fn is_conversation_topic(topic: &str) -> bool {
 /// The transcription topic of a conversation.
 pub fn transcription_topic(conversation_id: &str) -> String {
     format!("v2.conversations.{conversation_id}.transcription")
+}
+
+/// The topic of Copilot's third-party-action suggestions for a call.
+pub fn copilot_topic(conversation_id: &str) -> String {
+    format!("v2.conversations.{conversation_id}.suggestions.thirdpartyaction")
 }
 
 /// The conversation id in a transcription topic.

@@ -113,3 +113,34 @@ fn tutorial_frames() {
     ));
     assert!(matches!(decode_tutorial("]["), Err(DecodeError::Malformed(_))));
 }
+
+#[test]
+fn copilot_third_party_action_frames() {
+    let f = r#"{"topicName":"v2.conversations.c7.suggestions.thirdpartyaction","version":"2",
+        "eventBody":{"conversationId":"c7","suggestionId":"s1","state":"Suggested","triggerType":"Intent",
+                     "context":{"queueId":"q","queryStatement":"my camera is offline"}}}"#;
+    let Frame::CopilotSuggestion { conversation_id, suggestion_id, state } = decode_notification(f).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (conversation_id.as_str(), suggestion_id.as_str(), state.as_deref()),
+        ("c7", "s1", Some("Suggested"))
+    );
+    // Without a suggestion id there is nothing to answer.
+    let bad = r#"{"topicName":"v2.conversations.c7.suggestions.thirdpartyaction","eventBody":{"state":"Suggested"}}"#;
+    assert!(matches!(decode_notification(bad), Err(DecodeError::Invalid(_))));
+    assert_eq!(copilot_topic("c7"), "v2.conversations.c7.suggestions.thirdpartyaction");
+}
+
+#[test]
+fn conversation_events_name_their_participants() {
+    let b: ConversationBody = serde_json::from_str(
+        r#"{"id":"c1","participants":[{"id":"p1","purpose":"Customer"},{"id":"p2","purpose":"agent","userId":"u9"},
+            {"purpose":"acd"}]}"#,
+    )
+    .unwrap();
+    let p = b.domain_participants();
+    assert_eq!(p.len(), 2, "a participant without an id is left out");
+    assert_eq!((p[0].purpose.as_str(), p[1].user_id.as_deref()), ("customer", Some("u9")));
+}

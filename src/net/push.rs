@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::auth::TokenSource;
 use super::policy::{RateHints, Verdict, backoff_delay, classify};
 use super::{Backoff, NetError};
-use crate::domain::{PushAttempt, PushOutcome, PushRequest};
+use crate::domain::{PushAttempt, PushOutcome, PushRequest, Sink};
 
 /// The push endpoint of the original design; `{base}` and
 /// `{conversationId}` are filled in.
@@ -78,6 +78,7 @@ impl PushClient {
                         "source": self.config.source,
                         "similarity_score": i.score,
                         "suggestion_id": req.suggestion_id,
+                        "decided_by": if req.operator { "operator" } else { "auto" },
                     }
                 })
             })
@@ -92,12 +93,28 @@ impl PushClient {
         req: &PushRequest,
         on_attempt: &mut (dyn FnMut(PushAttempt) + Send),
     ) -> PushOutcome {
-        let started = Instant::now();
         let url = self.url_for(&req.conversation_id);
         let body = self.body(req);
+        self.send(reqwest::Method::POST, &url, &body, req, Sink::Webhook, on_attempt).await
+    }
+
+    /// Sends one JSON request for a sink with the push's retry policy
+    /// (429 waits, 5xx and connection errors back off, a 401 refreshes the
+    /// token once, a 403 names the missing permission; bounded attempts).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: &Value,
+        req: &PushRequest,
+        sink: Sink,
+        on_attempt: &mut (dyn FnMut(PushAttempt) + Send),
+    ) -> PushOutcome {
+        let started = Instant::now();
         let max = self.config.max_attempts.max(1);
         let finish = |attempts: u32, status: Option<u16>, error: Option<String>| PushOutcome {
             suggestion_id: req.suggestion_id.clone(),
+            sink,
             conversation_id: req.conversation_id.clone(),
             status,
             attempts,
@@ -116,9 +133,9 @@ impl PushClient {
             budget += 1;
             let answer = self
                 .http
-                .post(&url)
+                .request(method.clone(), url)
                 .header(reqwest::header::AUTHORIZATION, token.header())
-                .json(&body)
+                .json(body)
                 .send()
                 .await;
             let (status, verdict) = match answer {
@@ -151,7 +168,7 @@ impl PushClient {
                 Verdict::RefreshToken => {
                     refreshed = true;
                     budget -= 1;
-                    on_attempt(self.attempt(req, sent, status, Some(0), "401, refreshing the token"));
+                    on_attempt(attempt(req, sink, sent, status, Some(0), "401, refreshing the token"));
                     match self.auth.refresh_after_401(&token).await {
                         Ok(t) => token = t,
                         Err(e) => return finish(sent, status, Some(e.to_string())),
@@ -166,27 +183,32 @@ impl PushClient {
                         );
                     }
                     let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-                    on_attempt(self.attempt(req, sent, status, Some(ms), &reason));
+                    on_attempt(attempt(req, sink, sent, status, Some(ms), &reason));
                     tokio::time::sleep(after).await;
                 }
             }
         }
     }
+    /// The API base URL (for the other REST sinks).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+}
 
-    fn attempt(
-        &self,
-        req: &PushRequest,
-        attempt: u32,
-        status: Option<u16>,
-        retry_in_ms: Option<u64>,
-        reason: &str,
-    ) -> PushAttempt {
-        PushAttempt {
-            suggestion_id: req.suggestion_id.clone(),
-            attempt,
-            status,
-            retry_in_ms,
-            reason: reason.to_string(),
-        }
+fn attempt(
+    req: &PushRequest,
+    sink: Sink,
+    attempt: u32,
+    status: Option<u16>,
+    retry_in_ms: Option<u64>,
+    reason: &str,
+) -> PushAttempt {
+    PushAttempt {
+        suggestion_id: req.suggestion_id.clone(),
+        sink,
+        attempt,
+        status,
+        retry_in_ms,
+        reason: reason.to_string(),
     }
 }

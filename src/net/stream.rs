@@ -46,6 +46,8 @@ pub struct StreamConfig {
     pub rotate_before: Duration,
     /// Wait before asking again when a catch-up query failed (not refused).
     pub catch_up_retry: Duration,
+    /// Follow Copilot's third-party-action suggestions of each call too.
+    pub copilot: bool,
 }
 
 impl Default for StreamConfig {
@@ -58,6 +60,7 @@ impl Default for StreamConfig {
             max_topics: 1000,
             rotate_before: Duration::from_secs(3600),
             catch_up_retry: Duration::from_secs(30),
+            copilot: false,
         }
     }
 }
@@ -362,6 +365,13 @@ impl Manager {
                 }
             }
             Frame::SocketClosing => {}
+            Frame::CopilotSuggestion { conversation_id, suggestion_id, state } => {
+                // Only a fresh suggestion waits for an answer; later states
+                // (accepted, dismissed) are the agent's business.
+                if state.as_deref().is_none_or(|s| s.eq_ignore_ascii_case("suggested")) {
+                    self.emit(StreamEvent::CopilotRequest { conversation_id, suggestion_id }).await;
+                }
+            }
             Frame::TutorialTranscript { .. } | Frame::Unknown { .. } => {
                 tracing::debug!("ignored a frame on an unused topic");
             }

@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 
 use super::fault::Fault;
 use super::state::{ChannelState, PushRecord, Shared};
-use crate::net::protocol::{Topic, TopicListing, is_conversation_topic, transcription_topic};
+use crate::net::protocol::{
+    Topic, TopicListing, conversation_of_topic, is_conversation_topic, transcription_topic,
+};
 
 type Sim = State<Arc<Shared>>;
 
@@ -125,10 +127,15 @@ pub async fn channel_exists(State(sim): Sim, headers: HeaderMap, Path(id): Path<
 }
 
 fn valid_topic(t: &str) -> bool {
+    let per_call = |suffix: &str| {
+        t.strip_prefix("v2.conversations.")
+            .and_then(|r| r.strip_suffix(suffix))
+            .is_some_and(|id| !id.is_empty() && !id.contains('.'))
+    };
     is_conversation_topic(t)
-        || t.strip_prefix("v2.conversations.")
-            .and_then(|r| r.strip_suffix(".transcription"))
-            .is_some_and(|id| !id.is_empty() && transcription_topic(id) == t)
+        || per_call(".transcription")
+            && conversation_of_topic(t).is_some_and(|id| transcription_topic(id) == t)
+        || per_call(".suggestions.thirdpartyaction")
 }
 
 fn listing(topics: &BTreeSet<String>) -> Json<TopicListing> {
@@ -203,42 +210,8 @@ pub async fn push(
     if let Some(r) = reject_unauthorized(&sim, &headers) {
         return r;
     }
-    for f in &sim.faults {
-        match f.fault {
-            Fault::Push429 { every, retry_after_s } if f.fires(every) => {
-                Shared::bump(&sim.counters.served_429);
-                let wait = retry_after_s.unwrap_or(1.0);
-                let mut r = error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too.many.requests.retry.after",
-                    &format!("Rate limit exceeded the maximum. Retry the request in [{wait}] seconds"),
-                );
-                if let Some(s) = retry_after_s
-                    && let Ok(v) = HeaderValue::from_str(&s.to_string())
-                {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                r.headers_mut().insert("inin-ratelimit-reset", HeaderValue::from(wait.ceil() as u64));
-                return r;
-            }
-            Fault::Push500 { every } if f.fires(every) => {
-                Shared::bump(&sim.counters.served_500);
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal.server.error",
-                    "The server encountered an error",
-                );
-            }
-            Fault::Push403 { every } if f.fires(every) => {
-                Shared::bump(&sim.counters.served_403);
-                return error(
-                    StatusCode::FORBIDDEN,
-                    "missing.permissions",
-                    "You are missing the following permission(s): [agentAssist:suggestion:add]",
-                );
-            }
-            _ => {}
-        }
+    if let Some(r) = push_fault(&sim) {
+        return r;
     }
     let Ok(parsed) = serde_json::from_str::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "bad.request", "body is not JSON");
@@ -252,9 +225,26 @@ pub async fn push(
         let mut inner = sim.lock();
         let seen = suggestion_id.as_ref().and_then(|s| inner.push_index.get(s).copied());
         if let Some(i) = seen {
+            // The same idempotency key again: a retry of something that had
+            // arrived. Recorded once; the agent sees it once.
             inner.pushes[i].attempts += 1;
-            Shared::bump(&sim.counters.duplicate_suggestions);
+            Shared::bump(&sim.counters.idempotent_replays);
         } else {
+            let auto = results[0].pointer("/metadata/decided_by").and_then(Value::as_str) != Some("operator");
+            let article = results[0].get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            let now_ms = sim.elapsed_ms();
+            let key = (conversation_id.clone(), article);
+            if auto
+                && inner
+                    .pushed_articles
+                    .get(&key)
+                    .is_some_and(|t| now_ms.saturating_sub(*t) < sim.settings.cooldown_ms)
+            {
+                // A new suggestion id for an article this agent already got
+                // within the cooldown, and no operator asked for it again.
+                Shared::bump(&sim.counters.duplicate_suggestions);
+            }
+            inner.pushed_articles.insert(key, now_ms);
             let record = PushRecord {
                 conversation_id,
                 suggestion_id: suggestion_id.clone(),
@@ -280,6 +270,49 @@ pub async fn push(
         }
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// The push faults (`push-429`, `push-500`, `push-403`), which every
+/// delivery endpoint answers with alike; `None` when none fires.
+pub fn push_fault(sim: &Shared) -> Option<Response> {
+    for f in &sim.faults {
+        match f.fault {
+            Fault::Push429 { every, retry_after_s } if f.fires(every) => {
+                Shared::bump(&sim.counters.served_429);
+                let wait = retry_after_s.unwrap_or(1.0);
+                let mut r = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too.many.requests.retry.after",
+                    &format!("Rate limit exceeded the maximum. Retry the request in [{wait}] seconds"),
+                );
+                if let Some(s) = retry_after_s
+                    && let Ok(v) = HeaderValue::from_str(&s.to_string())
+                {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                r.headers_mut().insert("inin-ratelimit-reset", HeaderValue::from(wait.ceil() as u64));
+                return Some(r);
+            }
+            Fault::Push500 { every } if f.fires(every) => {
+                Shared::bump(&sim.counters.served_500);
+                return Some(error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal.server.error",
+                    "The server encountered an error",
+                ));
+            }
+            Fault::Push403 { every } if f.fires(every) => {
+                Shared::bump(&sim.counters.served_403);
+                return Some(error(
+                    StatusCode::FORBIDDEN,
+                    "missing.permissions",
+                    "You are missing the following permission(s): [agentAssist:suggestion:add]",
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `GET /sim/pushes`.

@@ -139,6 +139,7 @@ pub async fn play(sim: &Shared, script: &Script, id: &str, pb: &Playback) {
     let session_start = epoch_ms();
     let at = |ms: u64| t0 + Duration::from_millis(ms).div_f64(pb.speed);
     let mut cumulative = String::new();
+    let mut customer_lines = 0u32;
     for u in &script.utterances {
         tokio::time::sleep_until(at(u.at_ms)).await;
         let text = u.text.replace(['\n', '\r'], " ");
@@ -162,6 +163,13 @@ pub async fn play(sim: &Shared, script: &Script, id: &str, pb: &Playback) {
             json!({ "type": "interaction:transcript", "data": { "id": id, "transcript": cumulative } });
         sim.publish_tutorial(&tutorial.to_string());
         Shared::bump(&sim.counters.utterances_sent);
+        if u.channel != "INTERNAL" {
+            customer_lines += 1;
+            let every = sim.settings.copilot_every;
+            if every > 0 && customer_lines.is_multiple_of(every) {
+                super::sinks::raise_copilot(sim, id, &queue, &text);
+            }
+        }
     }
     for f in &script.frames {
         tokio::time::sleep_until(at(f.at_ms)).await;

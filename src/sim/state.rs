@@ -52,6 +52,10 @@ pub struct Counters {
     pub frames_sent: AtomicU64,
     pub pushes_recorded: AtomicU64,
     pub duplicate_suggestions: AtomicU64,
+    pub idempotent_replays: AtomicU64,
+    pub attributes_written: AtomicU64,
+    pub copilot_raised: AtomicU64,
+    pub copilot_answered: AtomicU64,
     pub tokens_issued: AtomicU64,
     pub served_401: AtomicU64,
     pub served_403: AtomicU64,
@@ -70,7 +74,18 @@ pub struct SimStats {
     pub utterances_sent: u64,
     pub frames_sent: u64,
     pub pushes_recorded: u64,
+    /// The same article reaching a call again under a new suggestion id
+    /// within the cooldown, without an operator asking for it: what an
+    /// agent would see twice.
     pub duplicate_suggestions: u64,
+    /// Requests repeating a suggestion id already recorded (a retry of
+    /// something that had arrived): recorded once, harmless.
+    pub idempotent_replays: u64,
+    /// Participant-attribute PATCHes applied.
+    pub attributes_written: u64,
+    /// Copilot third-party-action suggestions raised, and answered.
+    pub copilot_raised: u64,
+    pub copilot_answered: u64,
     pub tokens_issued: u64,
     pub served_401: u64,
     pub served_403: u64,
@@ -102,6 +117,17 @@ impl FaultState {
     }
 }
 
+/// A Copilot third-party-action suggestion the simulator raised.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CopilotRecord {
+    pub conversation_id: String,
+    pub suggestion_id: String,
+    /// The `thirdPartySuggestion` answered, once it was.
+    pub answer: Option<Value>,
+    /// PATCHes received (more than 1: retries of the same answer).
+    pub patches: u32,
+}
+
 /// A conversation the player has announced, for the analytics query.
 #[derive(Debug, Clone)]
 pub struct SimCall {
@@ -117,6 +143,12 @@ pub struct Inner {
     pub tutorial: HashMap<u64, mpsc::UnboundedSender<Outbound>>,
     pub pushes: Vec<PushRecord>,
     pub push_index: HashMap<String, usize>,
+    /// When each (conversation, article) was last recorded (ms since start).
+    pub pushed_articles: HashMap<(String, String), u64>,
+    /// Participant attributes as written, by (conversation, participant).
+    pub attributes: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// Copilot suggestions raised, by suggestion id.
+    pub copilot: BTreeMap<String, CopilotRecord>,
     /// Every conversation played so far, by id.
     pub calls: BTreeMap<String, SimCall>,
 }
@@ -130,6 +162,12 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// Accepted client id and secret; any non-empty pair when `None`.
     pub credentials: Option<(String, String)>,
+    /// An article pushed again to a call within this long (ms) by auto
+    /// mode counts as a duplicate suggestion.
+    pub cooldown_ms: u64,
+    /// Raise a Copilot third-party-action suggestion every this many
+    /// customer utterances of a call whose topic is subscribed (0: never).
+    pub copilot_every: u32,
 }
 
 /// Everything the handlers and the player share.
@@ -273,6 +311,10 @@ impl Shared {
             frames_sent: get(&c.frames_sent),
             pushes_recorded: get(&c.pushes_recorded),
             duplicate_suggestions: get(&c.duplicate_suggestions),
+            idempotent_replays: get(&c.idempotent_replays),
+            attributes_written: get(&c.attributes_written),
+            copilot_raised: get(&c.copilot_raised),
+            copilot_answered: get(&c.copilot_answered),
             tokens_issued: get(&c.tokens_issued),
             served_401: get(&c.served_401),
             served_403: get(&c.served_403),

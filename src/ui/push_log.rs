@@ -1,6 +1,8 @@
-//! The push log: each push with its age, call, article, who sent it, and
-//! outcome (pushed with status, attempts and latency; retrying with attempt
-//! and reason; failed with the server's message). Newest first.
+//! The push log: each push to each sink with its age, call, article, who
+//! sent it, the sink, and outcome (recording; pushed with status, attempts,
+//! latency and whether an agent page acknowledged it; retrying with attempt
+//! and reason; failed with the server's message), and what agents said
+//! ("agent: useful"). Newest first.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -27,15 +29,20 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
         .enumerate()
         .map(|(i, e)| {
             let (outcome, style) = match &e.status {
+                PushStatus::Recording => ("recording".to_string(), Style::new().fg(theme::WARN)),
                 PushStatus::Sending => ("sending".to_string(), Style::new().fg(theme::WARN)),
+                PushStatus::Agent { feedback } => {
+                    (format!("agent: {}", feedback.as_str()), Style::new().fg(theme::OK))
+                }
                 PushStatus::Retrying { attempt, reason } => {
                     (format!("retrying after attempt {attempt}: {reason}"), Style::new().fg(theme::WARN))
                 }
-                PushStatus::Pushed { status, attempts, latency_ms } => (
+                PushStatus::Pushed { status, attempts, latency_ms, acknowledged } => (
                     format!(
-                        "pushed {} · {attempts} attempt{} · {latency_ms} ms",
+                        "pushed {} · {attempts} attempt{} · {latency_ms} ms{}",
                         status.map_or_else(|| "-".into(), |s| s.to_string()),
-                        if *attempts == 1 { "" } else { "s" }
+                        if *attempts == 1 { "" } else { "s" },
+                        if *acknowledged { " · seen by agent" } else { "" }
                     ),
                     Style::new().fg(theme::OK),
                 ),
@@ -52,6 +59,7 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
                 Span::raw(format!("{:<8} ", short_id(&e.conversation_id))),
                 Span::raw(format!("{:<22} ", e.article_id)),
                 Span::styled(format!("{by:<4} "), theme::dim()),
+                Span::styled(format!("{:<8} ", sink_label(e.sink)), theme::dim()),
                 Span::styled(outcome, style),
             ]);
             if i == 0 && v.ui.focus == Focus::PushLog { line.style(theme::selected()) } else { line }
@@ -63,4 +71,15 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
         Paragraph::new(lines)
     };
     frame.render_widget(body.block(block), area);
+}
+
+/// Short sink names, so the outcome keeps its room on narrow terminals.
+fn sink_label(sink: crate::domain::Sink) -> &'static str {
+    use crate::domain::Sink;
+    match sink {
+        Sink::Widget => "widget",
+        Sink::Webhook => "webhook",
+        Sink::GenesysAttributes => "attrs",
+        Sink::GenesysCopilot => "copilot",
+    }
 }

@@ -59,8 +59,14 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
         .percentiles(Stage::EndToEnd)
         .map_or_else(|| "e2e –".to_string(), |l| format!("e2e {:.0}/{:.0}ms", l.p50_ms, l.p99_ms));
     let paused = if v.engine.paused_all() { " PAUSED" } else { "" };
-    let spans = vec![
-        connection(v),
+    let mut spans = vec![connection(v)];
+    if !v.engine.ledger_ok() {
+        // Auto mode sends nothing until the ledger records again: say so
+        // where the operator looks first.
+        spans
+            .push(Span::styled(" ✖ DELIVERY STATE NOT SAVED ", Style::new().fg(Color::White).bg(theme::BAD)));
+    }
+    spans.extend([
         Span::styled(format!(" ♥{heartbeat} tok {token} {} ", v.status.dialect), theme::dim()),
         Span::styled(format!("{}{paused} ", p.mode.as_str().to_uppercase()), theme::title()),
         Span::styled(format!("S{:.2} ", p.show), Style::new().fg(theme::SHOW)),
@@ -73,7 +79,7 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
             p.debounce.as_millis(),
             v.status.queue_depth
         )),
-    ];
+    ]);
     let line = Line::from(spans);
     let text_width = u16::try_from(line.width()).unwrap_or(u16::MAX);
     let [text_area, spark_area] =

@@ -4,35 +4,19 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use agent_assist::audit::read_log;
 use serde_json::Value;
 
 use crate::support::net::{sim_config, start};
-use crate::support::{bundled_scripts, installed_model};
-
-fn console(tmp: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_agent-assist"));
-    let model = installed_model();
-    c.env("AGENT_ASSIST_CONFIG_DIR", tmp.join("config"))
-        .env("AGENT_ASSIST_DATA_DIR", tmp.join("data"))
-        .env("AGENT_ASSIST_CACHE_DIR", std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kb-cache"))
-        .env("ORT_DYLIB_PATH", &model.ort_library)
-        .env_remove("GENESYS_CLIENT_ID")
-        .env_remove("GENESYS_CLIENT_SECRET")
-        .env_remove("GENESYS_ORG_DOMAIN");
-    c
-}
+use crate::support::{bundled_scripts, console_process as console, link_model};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_prints_json_lines_and_sigterm_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    // The model is looked up in the data dir: point it at the installed one.
-    let model = installed_model();
-    let model_home = tmp.path().join("data/models");
-    std::fs::create_dir_all(&model_home).unwrap();
-    std::os::unix::fs::symlink(&model.model_dir, model_home.join("all-MiniLM-L6-v2")).unwrap();
+    link_model(tmp.path());
 
     let mut config = sim_config(bundled_scripts().into_iter().take(4).collect());
     config.speed = 20.0;

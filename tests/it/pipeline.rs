@@ -83,13 +83,20 @@ pub struct Run {
 
 /// Runs every script to its end through the runtime.
 pub async fn run_all(config: SimConfig, mode: Mode) -> Run {
+    run_with(config, mode, |_| {}).await
+}
+
+/// [`run_all`] with the runtime's config adjusted by `tweak`.
+pub async fn run_with(config: SimConfig, mode: Mode, tweak: impl FnOnce(&mut Config)) -> Run {
     let n = config.scripts.len() as u64;
     let sim = start(config).await;
     let tmp = tempfile::tempdir().unwrap();
     let paths = test_paths(&tmp);
     let out = SharedBuf::default();
     let opts = Options { headless_out: Some(Box::new(out.clone())), ..Options::default() };
-    let mut rt = Runtime::start(&config_for(&sim, mode), &paths, opts).await.unwrap();
+    let mut config = config_for(&sim, mode);
+    tweak(&mut config);
+    let mut rt = Runtime::start(&config, &paths, opts).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
     loop {
         // Done when the simulator has played everything and nothing is
@@ -110,7 +117,7 @@ pub async fn run_all(config: SimConfig, mode: Mode) -> Run {
     Run { summary, lines: out.lines(), audit, sim, _dir: tmp }
 }
 
-fn fast(scripts: Vec<Script>) -> SimConfig {
+pub fn fast(scripts: Vec<Script>) -> SimConfig {
     let mut c = sim_config(scripts);
     // 20x real time: 18 calls at once are then like 360 live ones on this
     // 2-core machine, yet each call's windows still get searched in turn.

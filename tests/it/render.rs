@@ -94,8 +94,16 @@ pub fn live_engine(base: Instant) -> Engine {
     let fx =
         e.handle(Msg::Command(agent_assist::engine::Command::Approve { suggestion: sid.clone() }), t(20_000));
     assert!(fx.iter().any(|f| matches!(f, Effect::Push(_))));
+    // No ledger in this engine: the decision is durable at once.
+    e.handle(
+        Msg::Durable(
+            fx.iter().filter_map(|f| if let Effect::Push(p) = f { Some(p.clone()) } else { None }).collect(),
+        ),
+        t(20_001),
+    );
     let done = PushOutcome {
         suggestion_id: sid,
+        sink: agent_assist::domain::Sink::Webhook,
         conversation_id: "c-alpha-0001-aaaa".into(),
         status: Some(204),
         attempts: 1,

@@ -124,6 +124,47 @@ pub mod net {
     }
 }
 
+/// `agent-assist` as a process with its config, data and cache dirs under
+/// `tmp` (the index cache is shared between tests).
+pub fn console_process(tmp: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_agent-assist"));
+    let model = installed_model();
+    c.env("AGENT_ASSIST_CONFIG_DIR", tmp.join("config"))
+        .env("AGENT_ASSIST_DATA_DIR", tmp.join("data"))
+        .env("AGENT_ASSIST_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("kb-cache"))
+        .env("ORT_DYLIB_PATH", &model.ort_library)
+        .env_remove("GENESYS_CLIENT_ID")
+        .env_remove("GENESYS_CLIENT_SECRET")
+        .env_remove("GENESYS_ORG_DOMAIN");
+    c
+}
+
+/// Builds the sample KB's index into the shared test cache once, so tests
+/// that start console processes do not each build it (slowly, at once).
+pub fn warm_index() {
+    static DONE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut done = DONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *done {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    link_model(tmp.path());
+    let out = console_process(tmp.path()).args(["kb", "build"]).output().expect("kb build runs");
+    assert!(out.status.success(), "kb build: {}", String::from_utf8_lossy(&out.stderr));
+    *done = true;
+}
+
+/// The model is looked up in the data dir: point `tmp`'s at the installed one.
+pub fn link_model(tmp: &Path) {
+    let model = installed_model();
+    let model_home = tmp.join("data/models");
+    std::fs::create_dir_all(&model_home).expect("mkdir");
+    let link = model_home.join("all-MiniLM-L6-v2");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&model.model_dir, link).expect("symlink");
+    }
+}
+
 /// The bundled conversation scripts.
 pub fn bundled_scripts() -> Vec<agent_assist::sim::Script> {
     agent_assist::sim::load_scripts(&repo("assets/conversations")).expect("bundled scripts load")

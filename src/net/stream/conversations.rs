@@ -4,7 +4,7 @@
 //! (unsubscribing, remembering it so late events do not revive it); and
 //! catching up on conversations whose start it did not see.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use super::{Conversation, Fatal, Manager, RECENTLY_ENDED, Subscribe};
@@ -21,7 +21,12 @@ impl Manager {
             ConversationPhase::Active { queue_id } => {
                 if !self.conversations.contains_key(&id) && !self.ended.0.contains(&id) {
                     self.subscribe(&id).await?;
-                    self.emit(StreamEvent::ConversationStarted { conversation_id: id, queue_id }).await;
+                    self.emit(StreamEvent::ConversationStarted { conversation_id: id.clone(), queue_id })
+                        .await;
+                }
+                let participants = body.domain_participants();
+                if !participants.is_empty() {
+                    self.emit(StreamEvent::Participants { conversation_id: id, participants }).await;
                 }
             }
             ConversationPhase::Ended => self.end(&id).await?,
@@ -111,26 +116,37 @@ impl Manager {
         Ok(())
     }
 
-    /// Adds a conversation's transcription topic to a channel with room,
-    /// opening a new channel when all are full.
+    /// A followed conversation's topics: its transcription, and Copilot's
+    /// third-party-action suggestions when that sink is on.
+    fn conversation_topics(&self, id: &str) -> Vec<String> {
+        let mut topics = vec![protocol::transcription_topic(id)];
+        if self.config.copilot {
+            topics.push(protocol::copilot_topic(id));
+        }
+        topics
+    }
+
+    /// Adds a conversation's topics to a channel with room, opening a new
+    /// channel when all are full.
     async fn subscribe(&mut self, id: &str) -> Result<(), Fatal> {
-        let topic = protocol::transcription_topic(id);
-        let index = match self.slots.iter().position(|s| s.topics.len() < self.config.max_topics) {
+        let topics = self.conversation_topics(id);
+        let room = self.config.max_topics.saturating_sub(topics.len());
+        let index = match self.slots.iter().position(|s| s.topics.len() <= room) {
             Some(i) if self.slots[i].subscribe_on_open => {
-                self.slots[i].topics.insert(topic);
+                self.slots[i].topics.extend(topics);
                 i
             }
             Some(i) => {
                 let channel = self.slots[i].channel.id.clone();
-                match self.rest.add_topics(&channel, std::slice::from_ref(&topic)).await {
+                match self.rest.add_topics(&channel, &topics).await {
                     Ok(()) => {}
                     Err(e) if e.is_permanent() => return Err(Fatal(e)),
-                    Err(e) => tracing::warn!(error = %e, %topic, "subscribe failed; restored on reconnect"),
+                    Err(e) => tracing::warn!(error = %e, id, "subscribe failed; restored on reconnect"),
                 }
-                self.slots[i].topics.insert(topic);
+                self.slots[i].topics.extend(topics);
                 i
             }
-            None => match self.open_slot(BTreeSet::from([topic]), Subscribe::OnOpen).await {
+            None => match self.open_slot(topics.into_iter().collect(), Subscribe::OnOpen).await {
                 Ok(slot) => {
                     self.slots.push(slot);
                     let i = self.slots.len() - 1;
@@ -156,16 +172,18 @@ impl Manager {
                 self.ended.0.remove(&old);
             }
         }
-        let topic = protocol::transcription_topic(id);
+        let topics = self.conversation_topics(id);
         if let Some(s) = self.slots.get_mut(conv.slot) {
-            s.topics.remove(&topic);
+            for t in &topics {
+                s.topics.remove(t);
+            }
             // PUT the remaining list: the Java SDK's way to drop one topic.
             let list: Vec<String> = s.topics.iter().cloned().collect();
             let channel = s.channel.id.clone();
             match self.rest.replace_topics(&channel, &list).await {
                 Ok(()) => {}
                 Err(e) if e.is_permanent() => return Err(Fatal(e)),
-                Err(e) => tracing::warn!(error = %e, %topic, "unsubscribe failed"),
+                Err(e) => tracing::warn!(error = %e, id, "unsubscribe failed"),
             }
         }
         self.emit(StreamEvent::ConversationEnded { conversation_id: id.to_string() }).await;
