@@ -141,6 +141,8 @@ impl Engine {
                 }
             }
             StreamEvent::ConversationEnded { conversation_id } => self.end(&conversation_id, now, fx),
+            // Who is on the call matters to delivery sinks, not to the engine yet.
+            StreamEvent::Participants { .. } => {}
             StreamEvent::Transcript(t) => {
                 if !self.conversations.contains_key(&t.conversation_id) {
                     // Transcripts can arrive before (or without) a start event.

@@ -119,6 +119,23 @@ impl ConversationBody {
             ConversationPhase::Pending
         }
     }
+
+    /// The participants still on the call that carry an id and a purpose
+    /// (an entry without either is of no use to anyone downstream).
+    pub fn participants(&self) -> Vec<crate::domain::Participant> {
+        self.participants
+            .iter()
+            .flatten()
+            .filter(|p| p.end_time.is_none())
+            .filter_map(|p| {
+                Some(crate::domain::Participant {
+                    id: p.id.clone().filter(|i| !i.is_empty())?,
+                    purpose: p.purpose.clone().filter(|x| !x.is_empty())?,
+                    user_id: p.user_id.clone().filter(|u| !u.is_empty()),
+                })
+            })
+            .collect()
+    }
 }
 
 /// A decoded frame of either dialect.

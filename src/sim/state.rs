@@ -106,6 +106,8 @@ impl FaultState {
 #[derive(Debug, Clone)]
 pub struct SimCall {
     pub queue_id: String,
+    /// The agent user on the call.
+    pub agent_user: String,
     pub started: SystemTime,
     pub ended: Option<SystemTime>,
 }
@@ -113,6 +115,8 @@ pub struct SimCall {
 #[derive(Default)]
 pub struct Inner {
     pub tokens: HashMap<String, Instant>,
+    /// Tokens from the implicit grant: the signed-in user and the expiry.
+    pub user_tokens: HashMap<String, (String, Instant)>,
     pub channels: HashMap<String, ChannelState>,
     pub tutorial: HashMap<u64, mpsc::UnboundedSender<Outbound>>,
     pub pushes: Vec<PushRecord>,
@@ -130,6 +134,8 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// Accepted client id and secret; any non-empty pair when `None`.
     pub credentials: Option<(String, String)>,
+    /// The user `/oauth/authorize` signs in (and every call's default agent).
+    pub agent_user: String,
 }
 
 /// Everything the handlers and the player share.

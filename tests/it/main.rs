@@ -17,3 +17,6 @@ mod net_stream;
 mod pipeline;
 mod render;
 mod tui;
+mod widget;
+mod widget_auth;
+mod widget_browser;
