@@ -6,7 +6,8 @@
 //! `<img onerror>` renders inert; the page of a call the agent is not on is
 //! refused. `scripts/setup.sh` installs `chromium` and `chromium-driver`.
 //!
-//! Set `AA_WIDGET_SCREENSHOTS=DIR` to keep screenshots of the page.
+//! Set `AA_WIDGET_SCREENSHOTS=DIR` to keep screenshots of the page, and
+//! `AA_WIDGET_DARK=1` to see it in the dark theme.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -75,6 +76,8 @@ async fn start_browser() -> (Driver, Client) {
     .iter()
     .map(|s| s.to_string())
     .chain([format!("--user-data-dir={}", driver._profile.path().display())])
+    // To look at the dark theme too: the page follows prefers-color-scheme.
+    .chain(std::env::var_os("AA_WIDGET_DARK").map(|_| "--force-dark-mode".to_string()))
     .collect::<Vec<_>>();
     let caps = json!({ "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args } });
     let Value::Object(caps) = caps else { unreachable!() };
