@@ -291,4 +291,19 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Many open agent-widget pages (SSE streams) while suggestions are
+    /// published to every call: delivery and publish→page latency.
+    Widgets {
+        /// Pages open at once, one call each.
+        #[arg(long, default_value_t = 200)]
+        streams: usize,
+        /// Suggestions published to every call.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Milliseconds between rounds.
+        #[arg(long, default_value_t = 250)]
+        every_ms: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -178,7 +178,9 @@ impl WidgetHub {
         if matches!(ev, FeedEvent::Update { .. }) && !inner.feeds.contains_key(&conversation_id) {
             return PublishOutcome::Unknown;
         }
-        let feed = self.feed_mut(&mut inner, &conversation_id, now);
+        let Some(feed) = self.feed_mut(&mut inner, &conversation_id, now, false) else {
+            return PublishOutcome::Unknown; // unreachable: publishing may always make room
+        };
         feed.touched = now;
         let (kind, data) = match ev {
             FeedEvent::Participants { agent_user_ids, .. } => {
@@ -232,20 +234,37 @@ impl WidgetHub {
         PublishOutcome::Delivered
     }
 
-    fn feed_mut<'a>(&self, inner: &'a mut Inner, conversation_id: &str, now: Instant) -> &'a mut Feed {
+    /// The call's feed, made if need be. When the hub is full, a feed only
+    /// a page asked for goes first, then the call that ended longest ago,
+    /// then the one quiet longest; a page (`for_page`) may push out only
+    /// another page's empty feed, never a real call's (`None` then).
+    fn feed_mut<'a>(
+        &self,
+        inner: &'a mut Inner,
+        conversation_id: &str,
+        now: Instant,
+        for_page: bool,
+    ) -> Option<&'a mut Feed> {
         if !inner.feeds.contains_key(conversation_id) && inner.feeds.len() >= self.max_calls {
-            // Full: the call ended longest ago goes, else the one quiet longest.
             let victim = inner
                 .feeds
                 .iter()
-                .min_by_key(|(_, f)| (f.ended_at.is_none(), f.ended_at.unwrap_or(f.touched)))
-                .map(|(id, _)| id.clone());
-            if let Some(v) = victim {
-                tracing::warn!(conversation = %v, "widget: too many calls; dropping the oldest feed");
-                inner.feeds.remove(&v);
+                .map(|(id, f)| {
+                    let real = !f.log.is_empty() || !f.agents.is_empty();
+                    (real, f.ended_at.is_none(), f.ended_at.unwrap_or(f.touched), id)
+                })
+                .min()
+                .filter(|(real, ..)| !for_page || !real)
+                .map(|(.., id)| id.clone());
+            match victim {
+                Some(v) => {
+                    tracing::warn!(conversation = %v, "widget: too many calls; dropping the oldest feed");
+                    inner.feeds.remove(&v);
+                }
+                None => return None,
             }
         }
-        inner.feeds.entry(conversation_id.to_string()).or_insert_with(|| Feed::new(now))
+        Some(inner.feeds.entry(conversation_id.to_string()).or_insert_with(|| Feed::new(now)))
     }
 
     /// Drops feeds whose call ended more than the grace period ago.
@@ -277,7 +296,16 @@ impl WidgetHub {
         let now = Instant::now();
         let mut inner = self.lock();
         self.sweep(&mut inner, now);
-        let feed = self.feed_mut(&mut inner, conversation_id, now);
+        let Some(feed) = self.feed_mut(&mut inner, conversation_id, now, true) else {
+            // Full of real calls: an empty stream that ends at once (the
+            // page retries later) rather than pushing a call out.
+            return Subscription {
+                replay: Vec::new(),
+                live: broadcast::channel(1).1,
+                after: 0,
+                ended: false,
+            };
+        };
         let replay = if let Some(after) = resume.filter(|a| *a >= feed.trimmed_through) {
             feed.log.iter().filter(|e| e.id.is_some_and(|id| id > after)).cloned().collect()
         } else {

@@ -125,4 +125,15 @@ fn calls_beyond_the_limit_push_out_the_longest_ended() {
     h.publish(suggestion("c", "1"));
     assert_eq!(h.calls(), 2);
     assert!(h.shows("a", "1") && h.shows("c", "1") && !h.shows("b", "1"));
+    // Pages asking for calls that do not exist cannot push out real ones.
+    for i in 0..5 {
+        h.subscribe(&format!("made-up-{i}"), None);
+    }
+    assert!(h.shows("a", "1") && h.shows("c", "1") && h.calls() == 2);
+    // A page's empty feed gives way to a real call.
+    let h = WidgetHub::new(&WidgetConfig { max_calls: 2, ..WidgetConfig::default() });
+    h.publish(suggestion("a", "1"));
+    h.subscribe("made-up", None);
+    h.publish(suggestion("b", "1"));
+    assert!(h.shows("a", "1") && h.shows("b", "1") && h.agents("made-up").is_none());
 }

@@ -302,3 +302,13 @@ async fn acknowledgements_and_feedback_reach_the_engine_channel_once() {
     assert!(signals.try_recv().is_err(), "nothing else was signalled");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn many_open_pages_each_get_every_event_once() {
+    use agent_assist::bench::widgets::{Options, measure};
+    let opts = Options { streams: 40, rounds: 3, every: Duration::from_millis(20) };
+    let r = measure(&opts).await.unwrap();
+    assert_eq!(r.opened, 40);
+    assert_eq!((r.events_received, r.duplicates), (120, 0), "{r:?}");
+    assert_eq!(r.publish_to_page.n, 120);
+}
