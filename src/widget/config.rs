@@ -210,4 +210,20 @@ mod tests {
         let fa = WidgetConfig { frame_ancestors: vec!["x; script-src *".into()], ..base };
         assert_eq!(fa.validate().unwrap_err().key, "frame_ancestors");
     }
+
+    #[test]
+    fn command_line_flags_set_the_port_and_the_self_signed_certificate() {
+        let mut w = WidgetConfig {
+            bind: "0.0.0.0:8443".into(),
+            cert: Some("c.pem".into()),
+            key: Some("k.pem".into()),
+            ..Default::default()
+        };
+        let args = crate::cli::WidgetArgs { widget_port: Some(9443), widget_self_signed: true };
+        args.apply(&mut w).unwrap();
+        assert_eq!(w.bind, "0.0.0.0:9443");
+        assert!(w.self_signed && w.cert.is_none() && w.key.is_none());
+        let mut bad = WidgetConfig { bind: "nowhere".into(), ..Default::default() };
+        assert_eq!(args.apply(&mut bad).unwrap_err().key, "bind");
+    }
 }
