@@ -43,6 +43,28 @@ pub struct WidgetSuggestion {
     pub state: String,
 }
 
+impl WidgetSuggestion {
+    /// A suggestion of one matched article (its best chunk as the passage).
+    pub fn from_hit(
+        conversation_id: &str,
+        suggestion_id: &str,
+        hit: &crate::domain::Hit,
+        state: &str,
+    ) -> Self {
+        Self {
+            conversation_id: conversation_id.to_string(),
+            suggestion_id: suggestion_id.to_string(),
+            article_id: hit.article_id.clone(),
+            title: hit.title.clone(),
+            score: hit.score,
+            probability: None,
+            text: hit.text.clone(),
+            url: hit.url.clone(),
+            state: state.to_string(),
+        }
+    }
+}
+
 /// What the delivery layer tells the widget about a call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedEvent {
