@@ -6,12 +6,14 @@
 //! - [`kb`]: index build throughput, cached-index load, single-query latency;
 //! - [`index`]: FAISS flat vs HNSW at 10k–1M synthetic vectors;
 //! - [`e2e`]: the simulator plus the pipeline, per stage, against the floor;
-//! - [`load`]: many concurrent calls, and the largest sustainable number.
+//! - [`load`]: many concurrent calls, and the largest sustainable number;
+//! - [`widgets`]: many open agent-widget streams while suggestions are published.
 
 pub mod e2e;
 pub mod index;
 pub mod kb;
 pub mod load;
+pub mod widgets;
 
 use std::time::Duration;
 

@@ -62,6 +62,8 @@ pub struct DemoArgs {
     pub faults: Vec<crate::sim::Fault>,
     #[command(flatten)]
     pub source: KbSource,
+    #[command(flatten)]
+    pub widget: WidgetArgs,
 }
 
 /// Options of `agent-assist console`.
@@ -84,6 +86,37 @@ pub struct ConsoleArgs {
     pub exit_after: Option<std::time::Duration>,
     #[command(flatten)]
     pub source: KbSource,
+    #[command(flatten)]
+    pub widget: WidgetArgs,
+}
+
+/// The agent widget's command-line overrides (`console` and `demo`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct WidgetArgs {
+    /// Port of the agent widget (default: `widget.bind`'s, 0 = a free one).
+    #[arg(long, value_name = "PORT")]
+    pub widget_port: Option<u16>,
+    /// Serve the widget over HTTPS with a certificate for localhost made at
+    /// start (for local trials; the browser asks to trust it).
+    #[arg(long)]
+    pub widget_self_signed: bool,
+}
+
+impl WidgetArgs {
+    /// Applies the flags over the `[widget]` section.
+    pub fn apply(&self, w: &mut crate::widget::WidgetConfig) -> Result<(), crate::widget::WidgetConfigError> {
+        if let Some(port) = self.widget_port {
+            let mut addr = w.bind_addr()?;
+            addr.set_port(port);
+            w.bind = addr.to_string();
+        }
+        if self.widget_self_signed {
+            w.self_signed = true;
+            w.cert = None;
+            w.key = None;
+        }
+        Ok(())
+    }
 }
 
 /// Options of `agent-assist sim`.
@@ -259,6 +292,21 @@ pub enum BenchCommand {
         /// The p99 event→push target for --find-max, milliseconds.
         #[arg(long, default_value_t = 1000)]
         target_p99_ms: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Many open agent-widget pages (SSE streams) while suggestions are
+    /// published to every call: delivery and publish→page latency.
+    Widgets {
+        /// Pages open at once, one call each.
+        #[arg(long, default_value_t = 200)]
+        streams: usize,
+        /// Suggestions published to every call.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Milliseconds between rounds.
+        #[arg(long, default_value_t = 250)]
+        every_ms: u64,
         #[arg(long)]
         json: bool,
     },

@@ -30,6 +30,7 @@ pub struct Config {
     pub delivery: delivery::DeliveryConfig,
     pub ledger: delivery::LedgerConfig,
     pub keys: keymap::KeysConfig,
+    pub widget: crate::widget::WidgetConfig,
 }
 
 /// `[genesys]`: where the org is and how to talk to it.
@@ -247,6 +248,9 @@ impl Config {
         }
         region_domain(&g.region)?;
         self.keys.keymap().map_err(|message| invalid("keys", &message))?;
+        self.widget
+            .validate()
+            .map_err(|e| ConfigError::Invalid { key: format!("widget.{}", e.key), message: e.message })?;
         Ok(())
     }
 
@@ -285,6 +289,16 @@ impl Config {
             client_id: g.client_id.clone(),
             client_secret: g.client_secret.clone(),
         })
+    }
+
+    /// The `[widget]` section with the Genesys API and login bases filled
+    /// in from `[genesys]` (the page signs in there; the server asks
+    /// `/api/v2/users/me` there).
+    pub fn widget(&self) -> Result<crate::widget::WidgetConfig, ConfigError> {
+        let mut w = self.widget.clone();
+        w.api_base = self.api_base()?;
+        w.login_base = self.login_base()?;
+        Ok(w)
     }
 
     pub fn push_timeout(&self) -> Duration {

@@ -92,6 +92,12 @@ pub enum StreamEvent {
     ConversationEnded {
         conversation_id: String,
     },
+    /// Who is on a conversation, from a conversation event that lists its
+    /// participants (sent again whenever they change, e.g. on a transfer).
+    Participants {
+        conversation_id: String,
+        participants: Vec<Participant>,
+    },
     Transcript(TranscriptEvent),
     /// A frame that could not be used; the stream went on.
     Discarded {
@@ -100,11 +106,6 @@ pub enum StreamEvent {
     /// Something the operator should know; the stream goes on.
     Warning {
         message: String,
-    },
-    /// Who takes part in a conversation (sent whenever an event lists them).
-    Participants {
-        conversation_id: String,
-        participants: Vec<Participant>,
     },
     /// Genesys Copilot raised a third-party-action suggestion for a call and
     /// waits for our answer (`v2.conversations.{id}.suggestions.thirdpartyaction`).
@@ -157,16 +158,24 @@ impl std::str::FromStr for Sink {
     }
 }
 
-/// A party to a conversation, from the conversation events.
+/// One participant of a conversation: the ids a delivery sink needs (the
+/// customer's participant id for its attributes, the agents' user ids for
+/// who may see the call's suggestions).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {
-    /// The participant id (attributes are written on it).
+    /// The participant id (per conversation, not a user id).
     pub id: String,
-    /// `customer`, `agent`, `acd`, `ivr`…
+    /// `customer`, `agent`, `acd`, `ivr`, ... as Genesys sends it.
     pub purpose: String,
-    /// The Genesys user behind an agent participant.
+    /// The user behind an agent participant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+}
+
+impl Participant {
+    pub fn is_agent(&self) -> bool {
+        self.purpose.eq_ignore_ascii_case("agent")
+    }
 }
 
 /// One article result in a push.

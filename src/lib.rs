@@ -25,3 +25,4 @@ pub mod paths;
 pub mod runtime;
 pub mod sim;
 pub mod ui;
+pub mod widget;

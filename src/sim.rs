@@ -1,6 +1,7 @@
 //! A Genesys Cloud simulator on loopback: both token endpoints, notification
 //! channels and subscriptions, the streaming WebSocket with heartbeats and
-//! ping/pong, the tutorial WebSocket, the push endpoint, scripted
+//! ping/pong, the tutorial WebSocket, the push endpoint, the agent's
+//! implicit-grant login and `/users/me` ([`login`]), scripted
 //! conversations ([`player`]) and fault injection ([`fault`]). It is the
 //! demo's default peer and every network test's.
 //!
@@ -10,6 +11,7 @@
 pub mod analytics;
 pub mod api;
 pub mod fault;
+pub mod login;
 pub mod player;
 pub mod script;
 pub mod sinks;
@@ -54,6 +56,11 @@ pub struct SimConfig {
     /// Raise a Copilot third-party-action suggestion every N customer
     /// utterances (0: never).
     pub copilot_every: u32,
+    /// The agent user on every call, and the one `/oauth/authorize` signs
+    /// in without asking (the test agent of the widget's login flow).
+    pub agent_user: String,
+    /// Calls taken by another agent: script id → user id.
+    pub call_agents: std::collections::BTreeMap<String, String>,
 }
 
 impl SimConfig {
@@ -75,6 +82,8 @@ impl SimConfig {
             subscribe_grace: Duration::from_secs(5),
             credentials: None,
             copilot_every: 0,
+            agent_user: analytics::SIM_AGENT.into(),
+            call_agents: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -121,7 +130,9 @@ impl SimHandle {
     /// Invalidates every issued token, as a revocation would: the next
     /// call with an old token gets a 401.
     pub fn revoke_tokens(&self) {
-        self.shared.lock().tokens.clear();
+        let mut inner = self.shared.lock();
+        inner.tokens.clear();
+        inner.user_tokens.clear();
     }
 
     /// Starts or ends a network outage: while on, every streaming socket is
@@ -169,10 +180,13 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
         credentials: config.credentials.clone(),
         cooldown_ms: 600_000,
         copilot_every: config.copilot_every,
+        agent_user: config.agent_user.clone(),
     };
     let shared = Arc::new(Shared::new(base_url.clone(), settings, &config.faults));
     let app = Router::new()
         .route("/oauth/token", post(api::token))
+        .route("/oauth/authorize", get(login::authorize))
+        .route("/api/v2/users/me", get(login::users_me))
         .route("/api/v2/notifications/channels", post(api::create_channel))
         .route("/api/v2/notifications/channels/{id}", get(api::channel_exists))
         .route(
@@ -207,6 +221,7 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
         repeat: config.repeat,
         start_gap: config.start_gap,
         subscribe_grace: config.subscribe_grace,
+        call_agents: config.call_agents,
     };
     let (stop, director_sim, closer) = (cancel.clone(), shared.clone(), shared.clone());
     let task = tokio::spawn(async move {

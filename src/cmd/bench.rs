@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use color_eyre::eyre::{Result, eyre};
 
-use crate::bench::{self, e2e, index, kb, load};
+use crate::bench::{self, e2e, index, kb, load, widgets};
 use crate::cli::BenchCommand;
 use crate::kb::HnswParams;
 use crate::paths::AppPaths;
@@ -61,6 +61,14 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             };
             let r = load::run(paths, &opts)?;
             bench::print(&r, json, load::print_table);
+        }
+        BenchCommand::Widgets { streams, rounds, every_ms, json } => {
+            if streams == 0 || rounds == 0 {
+                return Err(eyre!("--streams and --rounds must be at least 1"));
+            }
+            let opts = widgets::Options { streams, rounds, every: Duration::from_millis(every_ms) };
+            let r = widgets::run(&opts)?;
+            bench::print(&r, json, widgets::print_table);
         }
     }
     Ok(ExitCode::SUCCESS)

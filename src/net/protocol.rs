@@ -100,20 +100,6 @@ pub enum ConversationPhase {
 }
 
 impl ConversationBody {
-    /// The participants with an id and a purpose, as the engine keeps them.
-    pub fn domain_participants(&self) -> Vec<crate::domain::Participant> {
-        self.participants
-            .iter()
-            .flatten()
-            .filter_map(|p| {
-                Some(crate::domain::Participant {
-                    id: p.id.clone().filter(|i| !i.is_empty())?,
-                    purpose: p.purpose.clone()?.to_ascii_lowercase(),
-                    user_id: p.user_id.clone(),
-                })
-            })
-            .collect()
-    }
 
     /// Active while any agent participant is connected and not ended. All
     /// agent participants count: re-routes create extra agent entries.
@@ -133,6 +119,23 @@ impl ConversationBody {
         } else {
             ConversationPhase::Pending
         }
+    }
+
+    /// The participants still on the call that carry an id and a purpose
+    /// (an entry without either is of no use to anyone downstream).
+    pub fn participants(&self) -> Vec<crate::domain::Participant> {
+        self.participants
+            .iter()
+            .flatten()
+            .filter(|p| p.end_time.is_none())
+            .filter_map(|p| {
+                Some(crate::domain::Participant {
+                    id: p.id.clone().filter(|i| !i.is_empty())?,
+                    purpose: p.purpose.clone().filter(|x| !x.is_empty())?,
+                    user_id: p.user_id.clone().filter(|u| !u.is_empty()),
+                })
+            })
+            .collect()
     }
 }
 

@@ -134,13 +134,19 @@ fn copilot_third_party_action_frames() {
 }
 
 #[test]
-fn conversation_events_name_their_participants() {
+fn conversation_events_list_the_participants_still_on_the_call() {
     let b: ConversationBody = serde_json::from_str(
-        r#"{"id":"c1","participants":[{"id":"p1","purpose":"Customer"},{"id":"p2","purpose":"agent","userId":"u9"},
-            {"purpose":"acd"}]}"#,
+        r#"{"id":"c1","participants":[
+        {"id":"p-c","purpose":"customer","connectedTime":"t"},
+        {"id":"p-q","purpose":"acd","queueId":"q1","connectedTime":"t","endTime":"t2"},
+        {"id":"p-a1","purpose":"agent","userId":"u1","connectedTime":"t","endTime":"t3"},
+        {"id":"p-a2","purpose":"agent","userId":"u2","connectedTime":"t4"},
+        {"purpose":"agent","userId":"no-participant-id"}]}"#,
     )
     .unwrap();
-    let p = b.domain_participants();
-    assert_eq!(p.len(), 2, "a participant without an id is left out");
-    assert_eq!((p[0].purpose.as_str(), p[1].user_id.as_deref()), ("customer", Some("u9")));
+    let ps = b.participants();
+    let ids: Vec<(&str, &str, Option<&str>)> =
+        ps.iter().map(|p| (p.id.as_str(), p.purpose.as_str(), p.user_id.as_deref())).collect();
+    assert_eq!(ids, vec![("p-c", "customer", None), ("p-a2", "agent", Some("u2"))]);
+    assert!(ps[1].is_agent() && !ps[0].is_agent());
 }

@@ -19,7 +19,8 @@ use super::api::{error, reject_unauthorized};
 use super::fault::Fault;
 use super::state::Shared;
 
-/// The user id the player gives every agent participant.
+/// The default agent user of every call, and the user the simulator's
+/// implicit grant signs in (see [`crate::sim::SimConfig::agent_user`]).
 pub const SIM_AGENT: &str = "sim-agent";
 
 pub async fn details_query(State(sim): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
@@ -88,7 +89,7 @@ pub async fn details_query(State(sim): State<Arc<Shared>>, headers: HeaderMap, b
         .filter(|(_, c)| {
             (queues.is_empty() && users.is_empty())
                 || queues.contains(&c.queue_id)
-                || users.iter().any(|u| u == SIM_AGENT)
+                || users.contains(&c.agent_user)
         })
         .collect();
     matched.sort_by_key(|(id, c)| (c.started, (*id).clone()));
@@ -105,7 +106,7 @@ pub async fn details_query(State(sim): State<Arc<Shared>>, headers: HeaderMap, b
                 "participants": [
                     {"purpose": "customer", "sessions": [{"mediaType": "voice", "segments": [{"segmentType": "interact"}]}]},
                     {"purpose": "acd", "sessions": [{"mediaType": "voice", "segments": [{"segmentType": "interact", "queueId": c.queue_id}]}]},
-                    {"purpose": "agent", "userId": SIM_AGENT, "sessions": [{"mediaType": "voice", "segments": [{"segmentType": "interact", "queueId": c.queue_id}]}]}
+                    {"purpose": "agent", "userId": c.agent_user, "sessions": [{"mediaType": "voice", "segments": [{"segmentType": "interact", "queueId": c.queue_id}]}]}
                 ],
             });
             if let Some(end) = c.ended {

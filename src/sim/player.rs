@@ -6,6 +6,7 @@
 //! Nothing starts until some client listens, and a conversation's clock
 //! starts at subscription, so a client loses nothing to set-up latency.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,6 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::analytics::SIM_AGENT;
 use super::script::Script;
 use super::state::{Shared, SimCall};
 use crate::net::protocol::transcription_topic;
@@ -32,6 +32,8 @@ pub struct Playback {
     pub start_gap: Duration,
     /// Longest wait for a conversation's transcription subscription.
     pub subscribe_grace: Duration,
+    /// Agent users by script id, for calls not taken by the default agent.
+    pub call_agents: BTreeMap<String, String>,
 }
 
 /// Waits until `cond` holds, re-checking whenever the simulator's
@@ -89,13 +91,13 @@ fn epoch_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0))
 }
 
-fn conversation_event(id: &str, queue: &str, ended: bool) -> Value {
+fn conversation_event(id: &str, queue: &str, agent: &str, ended: bool) -> Value {
     let t = now_rfc3339();
     let end = |v: Value| if ended { v } else { Value::Null };
     let mut parts = json!([
         {"id": format!("{id}-c"), "purpose": "customer", "connectedTime": t, "endTime": end(json!(t))},
         {"id": format!("{id}-q"), "purpose": "acd", "queueId": queue, "connectedTime": t, "endTime": t},
-        {"id": format!("{id}-a"), "purpose": "agent", "userId": SIM_AGENT, "queueId": queue,
+        {"id": format!("{id}-a"), "purpose": "agent", "userId": agent, "queueId": queue,
          "connectedTime": t, "endTime": end(json!(t))}
     ]);
     // Genesys omits absent times rather than sending null.
@@ -119,12 +121,19 @@ pub async fn play(sim: &Shared, script: &Script, id: &str, pb: &Playback) {
     let queue_topic = format!("v2.routing.queues.{queue}.conversations");
     let topic = transcription_topic(id);
     Shared::bump(&sim.counters.conversations_started);
-    let call = SimCall { queue_id: queue.clone(), started: SystemTime::now(), ended: None };
+    // Every round of a script is taken by the same agent.
+    let agent = pb.call_agents.get(&script.id).unwrap_or(&sim.settings.agent_user).clone();
+    let call = SimCall {
+        queue_id: queue.clone(),
+        agent_user: agent.clone(),
+        started: SystemTime::now(),
+        ended: None,
+    };
     sim.lock().calls.insert(id.to_string(), call);
     // Announce, and announce again each second until the transcription topic
     // is subscribed (a client may have been reconnecting) or the grace ends.
     let give_up = Instant::now() + pb.subscribe_grace;
-    let announce = envelope(&queue_topic, conversation_event(id, &queue, false));
+    let announce = envelope(&queue_topic, conversation_event(id, &queue, &agent, false));
     loop {
         sim.publish(&queue_topic, &announce);
         let wait = give_up.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
@@ -188,7 +197,7 @@ pub async fn play(sim: &Shared, script: &Script, id: &str, pb: &Playback) {
     let ended = json!({ "eventTime": now_rfc3339(), "conversationId": id,
                         "status": { "offsetMs": end_offset, "status": "SESSION_ENDED" } });
     sim.publish(&topic, &envelope(&topic, ended));
-    sim.publish(&queue_topic, &envelope(&queue_topic, conversation_event(id, &queue, true)));
+    sim.publish(&queue_topic, &envelope(&queue_topic, conversation_event(id, &queue, &agent, true)));
     if let Some(c) = sim.lock().calls.get_mut(id) {
         c.ended = Some(SystemTime::now());
     }

@@ -132,6 +132,8 @@ pub struct CopilotRecord {
 #[derive(Debug, Clone)]
 pub struct SimCall {
     pub queue_id: String,
+    /// The agent user on the call.
+    pub agent_user: String,
     pub started: SystemTime,
     pub ended: Option<SystemTime>,
 }
@@ -139,6 +141,8 @@ pub struct SimCall {
 #[derive(Default)]
 pub struct Inner {
     pub tokens: HashMap<String, Instant>,
+    /// Tokens from the implicit grant: the signed-in user and the expiry.
+    pub user_tokens: HashMap<String, (String, Instant)>,
     pub channels: HashMap<String, ChannelState>,
     pub tutorial: HashMap<u64, mpsc::UnboundedSender<Outbound>>,
     pub pushes: Vec<PushRecord>,
@@ -168,6 +172,8 @@ pub struct Settings {
     /// Raise a Copilot third-party-action suggestion every this many
     /// customer utterances of a call whose topic is subscribed (0: never).
     pub copilot_every: u32,
+    /// The user `/oauth/authorize` signs in (and every call's default agent).
+    pub agent_user: String,
 }
 
 /// Everything the handlers and the player share.

@@ -20,3 +20,6 @@ mod render;
 mod restart;
 mod sinks;
 mod tui;
+mod widget;
+mod widget_auth;
+mod widget_browser;

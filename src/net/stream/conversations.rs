@@ -19,12 +19,17 @@ impl Manager {
         };
         match body.phase() {
             ConversationPhase::Active { queue_id } => {
-                if !self.conversations.contains_key(&id) && !self.ended.0.contains(&id) {
-                    self.subscribe(&id).await?;
-                    self.emit(StreamEvent::ConversationStarted { conversation_id: id.clone(), queue_id })
-                        .await;
+                if self.ended.0.contains(&id) {
+                    return Ok(());
                 }
-                let participants = body.domain_participants();
+                if !self.conversations.contains_key(&id) {
+                    self.subscribe(&id).await?;
+                    let started = StreamEvent::ConversationStarted { conversation_id: id.clone(), queue_id };
+                    self.emit(started).await;
+                }
+                // Every event that lists participants, since they change
+                // (transfers, consults); consumers keep the latest list.
+                let participants = body.participants();
                 if !participants.is_empty() {
                     self.emit(StreamEvent::Participants { conversation_id: id, participants }).await;
                 }

@@ -1,0 +1,223 @@
+//! `bench widgets`: the agent widget under many open pages. N pages (one per
+//! call, as the agent desktop opens one per interaction) hold a Server-Sent
+//! Events stream open over real loopback sockets while suggestions are
+//! published to every call in rounds; each page measures publish → event
+//! read. Reports delivery (every event on every stream, none twice), the
+//! latency, CPU and memory. `bench load --widgets N` is meant to run this
+//! beside the pipeline.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, eyre};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{Latency, Machine, ProcStats, machine, proc_stats};
+use crate::widget::{AuthMode, FeedEvent, WidgetConfig, WidgetHub, WidgetSuggestion};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Pages (streams) open at once, one call each.
+    pub streams: usize,
+    /// Suggestions published to every call.
+    pub rounds: usize,
+    /// Pause between rounds.
+    pub every: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub streams: usize,
+    pub rounds: usize,
+    pub every_ms: u64,
+    /// Streams that opened (status 200).
+    pub opened: usize,
+    pub events_expected: u64,
+    pub events_received: u64,
+    /// Events a stream saw twice (must be 0).
+    pub duplicates: u64,
+    /// From `publish` to the event read on a page's socket.
+    pub publish_to_page: Latency,
+    /// Time `publish` itself took (render + fan-out).
+    pub publish_call: Latency,
+    pub elapsed_s: f64,
+    pub cpu_s: f64,
+    pub proc: ProcStats,
+    pub machine: Machine,
+}
+
+/// Runs the benchmark on a runtime of its own.
+pub fn run(opts: &Options) -> Result<Report> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(measure(opts))
+}
+
+/// The measurement, on the caller's runtime.
+pub async fn measure(opts: &Options) -> Result<Report> {
+    let n = opts.streams.max(1);
+    let config = WidgetConfig { auth: AuthMode::None, max_calls: n + 16, ..WidgetConfig::default() };
+    let hub = WidgetHub::new(&config);
+    let (signals, _keep) = mpsc::channel(1024);
+    let server = crate::widget::serve(config, hub.clone(), signals).await?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(n).build()?;
+    let published: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let (lat_tx, mut lat_rx) = mpsc::unbounded_channel::<(usize, String, Duration)>();
+    let (open_tx, mut open_rx) = mpsc::unbounded_channel::<bool>();
+    let cpu0 = proc_stats("self").cpu_s;
+    let t0 = Instant::now();
+    let mut pages = Vec::new();
+    for i in 0..n {
+        let (http, url, published, lat_tx, open_tx) =
+            (http.clone(), server.url.clone(), published.clone(), lat_tx.clone(), open_tx.clone());
+        let expected = opts.rounds;
+        pages.push(tokio::spawn(async move {
+            let call = format!("bench-call-{i}");
+            let ok = page(
+                &http,
+                &url,
+                &call,
+                expected,
+                &published,
+                |id, d| {
+                    let _ = lat_tx.send((i, id, d));
+                },
+                &open_tx,
+            )
+            .await;
+            if !ok {
+                let _ = open_tx.send(false);
+            }
+        }));
+    }
+    drop((lat_tx, open_tx));
+    let mut opened = 0;
+    while opened < n {
+        match tokio::time::timeout(Duration::from_secs(30), open_rx.recv()).await {
+            Ok(Some(true)) => opened += 1,
+            Ok(Some(false)) | Ok(None) | Err(_) => break,
+        }
+    }
+    let mut publish_call = Vec::new();
+    for round in 0..opts.rounds {
+        for i in 0..n {
+            let id = format!("s{round}-c{i}");
+            let event = FeedEvent::Suggestion(WidgetSuggestion {
+                conversation_id: format!("bench-call-{i}"),
+                suggestion_id: id.clone(),
+                article_id: format!("article-{round}"),
+                title: "Reset the router".into(),
+                score: 0.61,
+                probability: Some(0.8),
+                text: "Ask the customer to **unplug the router** for 30 seconds, then plug it back in."
+                    .into(),
+                url: Some("https://kb.example.com/router".into()),
+                state: "sent".into(),
+            });
+            let at = Instant::now();
+            published.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, at);
+            hub.publish(event);
+            publish_call.push(at.elapsed());
+        }
+        tokio::time::sleep(opts.every).await;
+    }
+    let mut seen: HashMap<(usize, String), ()> = HashMap::new();
+    let (mut samples, mut duplicates) = (Vec::new(), 0u64);
+    let expected = (opened * opts.rounds) as u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (samples.len() as u64) < expected {
+        match tokio::time::timeout_at(deadline, lat_rx.recv()).await {
+            Ok(Some((page, id, d))) => {
+                if seen.insert((page, id), ()).is_some() {
+                    duplicates += 1;
+                } else {
+                    samples.push(d);
+                }
+            }
+            _ => break,
+        }
+    }
+    let elapsed_s = t0.elapsed().as_secs_f64();
+    let proc = proc_stats("self");
+    for p in pages {
+        p.abort();
+    }
+    server.stop().await;
+    if opened == 0 {
+        return Err(eyre!("no widget stream could be opened"));
+    }
+    Ok(Report {
+        streams: n,
+        rounds: opts.rounds,
+        every_ms: u64::try_from(opts.every.as_millis()).unwrap_or(u64::MAX),
+        opened,
+        events_expected: expected,
+        events_received: samples.len() as u64,
+        duplicates,
+        publish_to_page: Latency::of(&samples),
+        publish_call: Latency::of(&publish_call),
+        elapsed_s,
+        cpu_s: proc.cpu_s - cpu0,
+        proc,
+        machine: machine(),
+    })
+}
+
+/// One page: a session, the stream, and each `suggestion` event timed
+/// against its publish instant until `expected` have come.
+async fn page(
+    http: &reqwest::Client,
+    base: &str,
+    call: &str,
+    expected: usize,
+    published: &Mutex<HashMap<String, Instant>>,
+    on_event: impl Fn(String, Duration),
+    opened: &mpsc::UnboundedSender<bool>,
+) -> bool {
+    let body = serde_json::json!({ "conversation_id": call });
+    let Ok(r) = http.post(format!("{base}/agent/session")).json(&body).send().await else { return false };
+    let Ok(v) = r.json::<serde_json::Value>().await else { return false };
+    let Some(session) = v["session"].as_str() else { return false };
+    let req =
+        http.get(format!("{base}/agent/events")).query(&[("conversationId", call), ("session", session)]);
+    let Ok(mut resp) = req.send().await else { return false };
+    if !resp.status().is_success() {
+        return false;
+    }
+    let _ = opened.send(true);
+    let (mut buffer, mut got) = (String::new(), 0);
+    while got < expected {
+        let Ok(Some(chunk)) = resp.chunk().await else { return true };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:").map(str::trim_start)) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else { continue };
+            let Some(id) = v["suggestion_id"].as_str() else { continue };
+            let at = published.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).copied();
+            if let Some(at) = at {
+                on_event(id.to_string(), at.elapsed());
+                got += 1;
+            }
+        }
+    }
+    true
+}
+
+pub fn print_table(r: &Report) {
+    println!(
+        "widget streams: {} open of {} ({} rounds, every {} ms)",
+        r.opened, r.streams, r.rounds, r.every_ms
+    );
+    println!("events: {} of {} received, {} duplicates", r.events_received, r.events_expected, r.duplicates);
+    println!("publish → page:  {}  max {:.2} ms", r.publish_to_page, r.publish_to_page.max_ms);
+    println!("publish() call:  {}", r.publish_call);
+    println!(
+        "elapsed {:.1} s, CPU {:.2} s, peak RSS {:.0} MiB ({} cores, {})",
+        r.elapsed_s, r.cpu_s, r.proc.peak_rss_mib, r.machine.cores, r.machine.cpu
+    );
+}
