@@ -100,7 +100,8 @@ pub struct SimArgs {
     pub speed: f64,
     /// Inject a fault, e.g. `push-429:every=3,retry_after=1`. Repeatable.
     /// Kinds: push-429, push-500, push-slow, push-403, ws-drop, ws-malformed,
-    /// ws-duplicate, token-expire, socket-closing, heartbeat-stop.
+    /// ws-duplicate, token-expire, socket-closing, heartbeat-stop,
+    /// analytics-403, analytics-500, rest-429, rest-503.
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<crate::sim::Fault>,
     /// Seconds between heartbeats on each socket.

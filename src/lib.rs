@@ -14,6 +14,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod domain;
+pub mod duration;
 pub mod engine;
 pub mod input;
 pub mod kb;

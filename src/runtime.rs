@@ -237,6 +237,7 @@ impl Runtime {
                     let _ = tx.send(Msg::PushDone(outcome)).await;
                 });
             }
+            Effect::Unfollow { conversation_id } => self.stream.unfollow(&conversation_id),
             Effect::Record(r) => self.audit.record(r),
         }
     }

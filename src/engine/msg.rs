@@ -102,6 +102,12 @@ pub enum Effect {
         k: usize,
     },
     Push(PushRequest),
+    /// Stop following a conversation the engine ended on its own (it went
+    /// idle), so the stream drops its topic and ignores its late events:
+    /// the stream's view of which calls are live agrees with the engine's.
+    Unfollow {
+        conversation_id: String,
+    },
     /// Append to the audit log (and print, in headless mode).
     Record(Record),
 }

@@ -57,9 +57,11 @@ impl PushClient {
         Self { http, auth, base: api_base.trim_end_matches('/').to_string(), config }
     }
 
-    /// The URL a conversation's pushes go to.
-    pub fn url_for(&self, conversation_id: &str) -> String {
-        self.config.url_template.replace("{base}", &self.base).replace("{conversationId}", conversation_id)
+    /// The URL a conversation's pushes go to, the id percent-encoded as one
+    /// path segment; `None` for an id no URL path can carry (`.`, `..`, empty).
+    pub fn url_for(&self, conversation_id: &str) -> Option<String> {
+        let id = super::path_segment(conversation_id)?;
+        Some(self.config.url_template.replace("{base}", &self.base).replace("{conversationId}", &id))
     }
 
     /// The JSON body of a push.
@@ -93,7 +95,6 @@ impl PushClient {
         on_attempt: &mut (dyn FnMut(PushAttempt) + Send),
     ) -> PushOutcome {
         let started = Instant::now();
-        let url = self.url_for(&req.conversation_id);
         let body = self.body(req);
         let max = self.config.max_attempts.max(1);
         let finish = |attempts: u32, status: Option<u16>, error: Option<String>| PushOutcome {
@@ -103,6 +104,10 @@ impl PushClient {
             attempts,
             latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             error,
+        };
+        let Some(url) = self.url_for(&req.conversation_id) else {
+            let error = format!("conversation id `{}` cannot be used in a URL", req.conversation_id);
+            return finish(0, None, Some(error));
         };
         let mut token = match self.auth.token().await {
             Ok(t) => t,
