@@ -83,6 +83,9 @@ pub struct Runtime {
     audit: AuditHandle,
     token: watch::Receiver<TokenInfo>,
     run_id: String,
+    /// When the engine last had a tick: ticks are due every [`TICK`] even
+    /// while messages keep arriving (heartbeats alone can come faster).
+    last_tick: Instant,
 }
 
 /// A run id: UTC start time plus a random suffix, e.g. `20261124T101530-3fa2`.
@@ -175,12 +178,18 @@ impl Runtime {
             audit,
             token,
             run_id,
+            last_tick: Instant::now(),
         })
     }
 
     /// The next thing that happened: a message, a token refresh, or a tick
     /// when a debounce deadline (or the tick interval) comes round.
     pub async fn next(&mut self) -> Msg {
+        // Steady traffic must not starve the timers (idle calls, eviction).
+        if self.last_tick.elapsed() >= TICK {
+            self.last_tick = Instant::now();
+            return Msg::Tick;
+        }
         let deadline = self
             .engine
             .next_deadline()
@@ -192,7 +201,10 @@ impl Runtime {
                 let secs = info.expires_at.and_then(|t| t.duration_since(SystemTime::now()).ok()).map_or(0, |d| d.as_secs());
                 Msg::Stream(StreamEvent::TokenRefreshed { expires_in_s: secs })
             }
-            () = tokio::time::sleep(deadline) => Msg::Tick,
+            () = tokio::time::sleep(deadline) => {
+                self.last_tick = Instant::now();
+                Msg::Tick
+            }
         }
     }
 

@@ -9,6 +9,8 @@ mod support;
 
 mod arch;
 mod console_cli;
+mod hardening_net;
+mod hardening_runtime;
 mod kb;
 mod kb_cli;
 mod keys;
