@@ -18,9 +18,9 @@ use tokio::task::JoinSet;
 use crate::audit::{AuditHandle, spawn_audit};
 use crate::config::Config;
 use crate::domain::StreamEvent;
-use crate::engine::{Effect, Engine, Msg, Summary};
+use crate::engine::{Effect, Engine, Msg, SearchTiming, Summary};
 use crate::kb::store::{BuildProgress, StoredArticle};
-use crate::kb::worker::{KbHandle, SearchJob, spawn_worker};
+use crate::kb::worker::{KbHandle, SearchAnswer, SearchJob, spawn_worker};
 use crate::kb::{KbError, KbOptions, ModelSpec, Retriever};
 use crate::net::auth::{TokenInfo, TokenSource};
 use crate::net::push::{PushClient, PushConfig};
@@ -88,6 +88,19 @@ pub struct Runtime {
     last_tick: Instant,
 }
 
+/// The engine's message for a knowledge-base answer.
+fn search_msg(a: SearchAnswer) -> Msg {
+    match a.result {
+        Ok(hits) => Msg::SearchDone {
+            request: a.request,
+            conversation_id: a.conversation_id,
+            hits,
+            timing: SearchTiming { started: a.started, finished: a.finished },
+        },
+        Err(error) => Msg::SearchFailed { request: a.request, conversation_id: a.conversation_id, error },
+    }
+}
+
 /// A run id: UTC start time plus a random suffix, e.g. `20261124T101530-3fa2`.
 pub fn new_run_id() -> String {
     let t = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -119,7 +132,8 @@ impl Runtime {
         tracing::info!(articles = report.articles, chunks = report.chunks, "knowledge base ready");
         let catalog = Arc::new(retriever.kb.articles.clone());
         let (tx, rx) = mpsc::channel(CHANNEL);
-        let kb = spawn_worker(retriever, tx.clone());
+        let answers = tx.clone();
+        let kb = spawn_worker(retriever, Box::new(move |a| answers.blocking_send(search_msg(a)).is_ok()));
 
         let http = http_client(config.push_timeout())?;
         let auth = TokenSource::new(http.clone(), endpoint.clone());
