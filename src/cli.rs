@@ -14,7 +14,8 @@ pub struct Cli {
     /// Config file (default: config.toml in the config dir).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Log filter for the log file, e.g. `info` or `agent_assist=debug`.
+    /// Log level for agent-assist, e.g. `info` or `trace` (libraries stay at
+    /// `warn`), or a full filter such as `agent_assist=debug,ort=info`.
     #[arg(long, global = true, default_value = "info", value_name = "FILTER")]
     pub log_level: String,
     #[command(subcommand)]

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::audit::{AuditHandle, spawn_audit};
 use crate::config::Config;
-use crate::domain::StreamEvent;
+use crate::domain::{PushOutcome, StreamEvent};
 use crate::engine::{Effect, Engine, Msg, SearchTiming, Summary};
 use crate::kb::store::{BuildProgress, StoredArticle};
 use crate::kb::worker::{KbHandle, SearchAnswer, SearchJob, spawn_worker};
@@ -259,7 +259,20 @@ impl Runtime {
                             tracing::debug!("push attempt report dropped: channel full");
                         }
                     };
-                    let outcome = client.push(&req, &mut report).await;
+                    // Whatever happens inside, the engine hears how the push
+                    // ended: a lost outcome would leave it `Sending` for good.
+                    let pushed = std::panic::AssertUnwindSafe(client.push(&req, &mut report));
+                    let outcome = futures_util::FutureExt::catch_unwind(pushed).await.unwrap_or_else(|_| {
+                        tracing::error!(suggestion = %req.suggestion_id, "push task panicked");
+                        PushOutcome {
+                            suggestion_id: req.suggestion_id.clone(),
+                            conversation_id: req.conversation_id.clone(),
+                            status: None,
+                            attempts: 0,
+                            latency_ms: 0,
+                            error: Some("internal error while pushing (see the log)".into()),
+                        }
+                    });
                     let _ = tx.send(Msg::PushDone(outcome)).await;
                 });
             }

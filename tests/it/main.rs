@@ -17,5 +17,6 @@ mod keys;
 mod net_push;
 mod net_stream;
 mod pipeline;
+mod props;
 mod render;
 mod tui;
