@@ -150,6 +150,8 @@ impl Manager {
             },
         };
         self.conversations.insert(id.to_string(), Conversation { slot: index, finals: HashSet::new() });
+        // One line per call start and end, so the log shows a run progressing.
+        tracing::info!(conversation = %id, channel_slot = index, "following conversation");
         Ok(())
     }
 
@@ -167,6 +169,7 @@ impl Manager {
                 self.ended.0.remove(&old);
             }
         }
+        tracing::info!(conversation = %id, "conversation ended; topic dropped");
         let topic = protocol::transcription_topic(id);
         if let Some(s) = self.slots.get_mut(conv.slot) {
             s.topics.remove(&topic);
