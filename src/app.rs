@@ -1,20 +1,28 @@
-//! The dashboard's loop: the runtime, terminal key events and drawing.
+//! The dashboard: starting it over a runtime ([`dashboard`]), its loop (the
+//! runtime, terminal key events and drawing), and the shutdown signal the
+//! headless console shares.
 //! Drawing happens at most once per frame interval and only when something
 //! changed; key events come from a reader thread so the loop never blocks on
 //! the terminal. The terminal is restored on every way out, panics included
 //! (ratatui's init installs the hook).
 
+use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
+use color_eyre::eyre::Result;
 use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{self, Event};
 use tokio::sync::mpsc;
 
+use crate::config::Config;
 use crate::config::keymap::Keymap;
 use crate::engine::Msg;
 use crate::input::on_key;
+use crate::kb::store::BuildProgress;
 use crate::net::Dialect;
-use crate::runtime::Runtime;
+use crate::paths::AppPaths;
+use crate::runtime::{Options, Runtime};
 use crate::ui::state::{StatusInfo, UiState};
 use crate::ui::{View, render};
 
@@ -50,7 +58,7 @@ pub struct Screen {
 pub async fn run(mut rt: Runtime, mut terminal: DefaultTerminal, screen: Screen) -> std::io::Result<Runtime> {
     let mut ui = UiState::default();
     let mut keys = spawn_event_reader();
-    let signal = crate::cmd::console::shutdown_signal();
+    let signal = shutdown_signal();
     tokio::pin!(signal);
     let mut dirty = true;
     let mut last_draw = Instant::now().checked_sub(FRAME).unwrap_or_else(Instant::now);
@@ -109,4 +117,59 @@ fn draw(terminal: &mut DefaultTerminal, rt: &Runtime, ui: &UiState, screen: &Scr
     };
     terminal.draw(|f| render(f, &view))?;
     Ok(())
+}
+
+/// A progress bar on stderr while the index builds (before the dashboard
+/// takes over the screen).
+pub fn index_progress() -> Box<dyn FnMut(BuildProgress) + Send> {
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    Box::new(move |p| {
+        let BuildProgress::Embedding { done, total } = p;
+        if !std::io::stderr().is_terminal() {
+            return;
+        }
+        let b = bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "building index {bar:30} {pos}/{len} chunks  eta {eta}",
+            ) {
+                b.set_style(style);
+            }
+            b
+        });
+        b.set_position(done as u64);
+        if done >= total {
+            b.finish_and_clear();
+        }
+    })
+}
+
+/// The dashboard over a started runtime; restores the terminal on the way out.
+pub async fn dashboard(config: &Config, paths: &AppPaths, sim_url: Option<String>) -> Result<ExitCode> {
+    let keymap = config.keys.keymap().map_err(|e| color_eyre::eyre::eyre!("config `keys`: {e}"))?;
+    let opts = Options { progress: index_progress(), ..Options::default() };
+    let rt = Runtime::start(config, paths, opts).await?;
+    let terminal = ratatui::init();
+    let screen = Screen { keymap, dialect: config.genesys.dialect, sim_url };
+    let result = run(rt, terminal, screen).await;
+    ratatui::restore();
+    let rt = result?;
+    rt.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -14,7 +14,8 @@ pub struct Cli {
     /// Config file (default: config.toml in the config dir).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Log filter for the log file, e.g. `info` or `agent_assist=debug`.
+    /// Log level for agent-assist, e.g. `info` or `trace` (libraries stay at
+    /// `warn`), or a full filter such as `agent_assist=debug,ort=info`.
     #[arg(long, global = true, default_value = "info", value_name = "FILTER")]
     pub log_level: String,
     #[command(subcommand)]
@@ -133,7 +134,8 @@ pub struct SimArgs {
     pub speed: f64,
     /// Inject a fault, e.g. `push-429:every=3,retry_after=1`. Repeatable.
     /// Kinds: push-429, push-500, push-slow, push-403, ws-drop, ws-malformed,
-    /// ws-duplicate, token-expire, socket-closing, heartbeat-stop.
+    /// ws-duplicate, token-expire, socket-closing, heartbeat-stop,
+    /// analytics-403, analytics-500, rest-429, rest-503.
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<crate::sim::Fault>,
     /// Seconds between heartbeats on each socket.

@@ -58,7 +58,14 @@ impl Delivery {
                         tracing::debug!("push attempt report dropped: channel full");
                     }
                 };
-                let outcome = this.to_sink(sink, &req, &mut report).await;
+                // Whatever happens inside, the engine hears how the push
+                // ended: a lost outcome would leave it `sending` for good.
+                let pushed = std::panic::AssertUnwindSafe(this.to_sink(sink, &req, &mut report));
+                let outcome = futures_util::FutureExt::catch_unwind(pushed).await.unwrap_or_else(|_| {
+                    tracing::error!(suggestion = %req.suggestion_id, %sink, "delivery task panicked");
+                    let error = Some("internal error while delivering (see the log)".to_string());
+                    outcome(&req, sink, None, 0, Instant::now(), error)
+                });
                 let _ = tx.send(Msg::PushDone(outcome)).await;
             });
         }

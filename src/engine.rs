@@ -69,7 +69,6 @@ pub struct Engine {
     /// When the connection entered its current state.
     connection_since: Option<Instant>,
     last_heartbeat: Option<Instant>,
-    token_expires: Option<Instant>,
     metrics: Metrics,
     push_log: VecDeque<PushLogEntry>,
     notices: VecDeque<Notice>,
@@ -112,7 +111,6 @@ impl Engine {
             connection: ConnectionState::Connecting,
             connection_since: None,
             last_heartbeat: None,
-            token_expires: None,
             metrics: Metrics::default(),
             push_log: VecDeque::new(),
             notices: VecDeque::new(),
@@ -189,9 +187,8 @@ impl Engine {
                 fx.push(Effect::Record(Record::Connection(state)));
             }
             StreamEvent::Heartbeat => self.last_heartbeat = Some(now),
-            StreamEvent::TokenRefreshed { expires_in_s } => {
-                self.token_expires = now.checked_add(Duration::from_secs(expires_in_s));
-            }
+            // Token expiry is shown from the runtime's token watch, its one copy.
+            StreamEvent::TokenRefreshed { .. } => {}
             StreamEvent::Discarded { .. } => self.metrics.discarded_frames += 1,
             StreamEvent::Warning { message } => {
                 self.notice(now, message.clone());
@@ -478,9 +475,6 @@ impl Engine {
     }
     pub fn last_heartbeat(&self) -> Option<Instant> {
         self.last_heartbeat
-    }
-    pub fn token_expires(&self) -> Option<Instant> {
-        self.token_expires
     }
     pub fn metrics(&self) -> &Metrics {
         &self.metrics

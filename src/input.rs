@@ -6,7 +6,7 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui_textarea::TextArea;
 
-use crate::config::keymap::{Action, Keymap};
+use crate::config::keymap::{Action, ChordKey, KeyChord, Keymap};
 use crate::engine::{ArticleRef, Command, Engine, Knob};
 use crate::kb::store::StoredArticle;
 use crate::ui::state::{
@@ -38,7 +38,7 @@ pub fn on_key(
             return Vec::new();
         }
     }
-    match keymap.action(&ev) {
+    match chord_of(&ev).and_then(|c| keymap.action(c)) {
         Some(a) => on_action(a, ui, engine),
         None => Vec::new(),
     }
@@ -258,4 +258,47 @@ fn move_selection(ui: &mut UiState, engine: &Engine, down: bool, match_count: us
         }
         Focus::PushLog => ui.push_log_scroll = step(ui.push_log_scroll, engine.push_log().len()),
     }
+}
+
+/// The chord a terminal key event is, if it can be one (the keymap itself
+/// knows nothing of terminal events).
+pub fn chord_of(ev: &KeyEvent) -> Option<KeyChord> {
+    let m = ev.modifiers;
+    let mut chord = KeyChord {
+        code: ChordKey::Named("esc"),
+        ctrl: m.contains(KeyModifiers::CONTROL),
+        alt: m.contains(KeyModifiers::ALT),
+        shift: false,
+    };
+    chord.code = match ev.code {
+        // Shift is already in the character (`A`, `?`, `}`).
+        KeyCode::Char(c) => ChordKey::Char(if chord.ctrl { c.to_ascii_lowercase() } else { c }),
+        KeyCode::BackTab => {
+            chord.shift = true;
+            ChordKey::Named("tab")
+        }
+        KeyCode::F(n) => ChordKey::F(n),
+        other => {
+            let name = match other {
+                KeyCode::Enter => "enter",
+                KeyCode::Esc => "esc",
+                KeyCode::Tab => "tab",
+                KeyCode::Backspace => "backspace",
+                KeyCode::Delete => "delete",
+                KeyCode::Insert => "insert",
+                KeyCode::Up => "up",
+                KeyCode::Down => "down",
+                KeyCode::Left => "left",
+                KeyCode::Right => "right",
+                KeyCode::Home => "home",
+                KeyCode::End => "end",
+                KeyCode::PageUp => "pageup",
+                KeyCode::PageDown => "pagedown",
+                _ => return None,
+            };
+            chord.shift = m.contains(KeyModifiers::SHIFT);
+            ChordKey::Named(name)
+        }
+    };
+    Some(chord)
 }

@@ -15,6 +15,7 @@ pub mod cmd;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod duration;
 pub mod engine;
 pub mod input;
 pub mod kb;

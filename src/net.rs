@@ -70,6 +70,21 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+/// An id from the network as one percent-encoded URL path segment (`/`,
+/// `?`, `#`, `%` and spaces included), so it can never change which
+/// resource a request goes to. `None` for ids no path can carry: empty,
+/// `.` and `..` (URL parsers resolve those, even percent-encoded).
+pub fn path_segment(id: &str) -> Option<String> {
+    if matches!(id, "" | "." | "..") {
+        return None;
+    }
+    // The `url` crate's own segment encoder: push onto an empty path and
+    // take the result back out.
+    let mut u = url::Url::parse("http://x/").ok()?;
+    u.path_segments_mut().ok()?.push(id);
+    u.path().strip_prefix('/').map(str::to_string)
+}
+
 /// Which transcript protocol the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -199,6 +214,20 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?}"), "*** ***");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn ids_become_single_encoded_path_segments() {
+        let seg = path_segment("a/b?c#d%e f").unwrap();
+        assert_eq!(seg, "a%2Fb%3Fc%23d%25e%20f");
+        let u = url::Url::parse(&format!("http://h/x/{seg}/y")).unwrap();
+        assert_eq!(u.path_segments().unwrap().count(), 3);
+        assert_eq!(u.query(), None);
+        assert_eq!(u.fragment(), None);
+        assert_eq!(path_segment("plain-id_1.2"), Some("plain-id_1.2".into()));
+        for bad in ["", ".", ".."] {
+            assert_eq!(path_segment(bad), None);
+        }
     }
 
     #[test]

@@ -19,9 +19,9 @@ use crate::audit::{AuditHandle, spawn_audit};
 use crate::config::Config;
 use crate::delivery::{Delivery, LiveFeed};
 use crate::domain::StreamEvent;
-use crate::engine::{Effect, Engine, Msg, Summary};
+use crate::engine::{Effect, Engine, Msg, SearchTiming, Summary};
 use crate::kb::store::{BuildProgress, StoredArticle};
-use crate::kb::worker::{KbHandle, SearchJob, spawn_worker};
+use crate::kb::worker::{KbHandle, SearchAnswer, SearchJob, spawn_worker};
 use crate::kb::{KbError, KbOptions, ModelSpec, Retriever};
 use crate::ledger::{Ledger, LedgerError, LedgerHandle};
 use crate::net::auth::{TokenInfo, TokenSource};
@@ -90,6 +90,22 @@ pub struct Runtime {
     audit: AuditHandle,
     token: watch::Receiver<TokenInfo>,
     run_id: String,
+    /// When the engine last had a tick: ticks are due every [`TICK`] even
+    /// while messages keep arriving (heartbeats alone can come faster).
+    last_tick: Instant,
+}
+
+/// The engine's message for a knowledge-base answer.
+fn search_msg(a: SearchAnswer) -> Msg {
+    match a.result {
+        Ok(hits) => Msg::SearchDone {
+            request: a.request,
+            conversation_id: a.conversation_id,
+            hits,
+            timing: SearchTiming { started: a.started, finished: a.finished },
+        },
+        Err(error) => Msg::SearchFailed { request: a.request, conversation_id: a.conversation_id, error },
+    }
 }
 
 /// Milliseconds since the Unix epoch (0 for a clock before 1970).
@@ -141,7 +157,8 @@ impl Runtime {
         tracing::info!(articles = report.articles, chunks = report.chunks, "knowledge base ready");
         let catalog = Arc::new(retriever.kb.articles.clone());
         let (tx, rx) = mpsc::channel(CHANNEL);
-        let kb = spawn_worker(retriever, tx.clone());
+        let answers = tx.clone();
+        let kb = spawn_worker(retriever, Box::new(move |a| answers.blocking_send(search_msg(a)).is_ok()));
 
         let http = http_client(config.push_timeout())?;
         let auth = TokenSource::new(http.clone(), endpoint.clone());
@@ -215,6 +232,7 @@ impl Runtime {
             audit,
             token,
             run_id,
+            last_tick: Instant::now(),
         };
         if rt.ledger.is_some() {
             let effects = rt.engine.restore(restored, Instant::now());
@@ -228,6 +246,11 @@ impl Runtime {
     /// The next thing that happened: a message, a token refresh, or a tick
     /// when a debounce deadline (or the tick interval) comes round.
     pub async fn next(&mut self) -> Msg {
+        // Steady traffic must not starve the timers (idle calls, eviction).
+        if self.last_tick.elapsed() >= TICK {
+            self.last_tick = Instant::now();
+            return Msg::Tick;
+        }
         let deadline = self
             .engine
             .next_deadline()
@@ -239,7 +262,10 @@ impl Runtime {
                 let secs = info.expires_at.and_then(|t| t.duration_since(SystemTime::now()).ok()).map_or(0, |d| d.as_secs());
                 Msg::Stream(StreamEvent::TokenRefreshed { expires_in_s: secs })
             }
-            () = tokio::time::sleep(deadline) => Msg::Tick,
+            () = tokio::time::sleep(deadline) => {
+                self.last_tick = Instant::now();
+                Msg::Tick
+            }
         }
     }
 
@@ -282,9 +308,7 @@ impl Runtime {
                 }
             }
             Effect::Deliver(req) => self.delivery.deliver(req, &mut self.pushes, &self.tx),
-            Effect::Unfollow { conversation_id } => {
-                tracing::debug!(conversation_id, "ended for idleness");
-            }
+            Effect::Unfollow { conversation_id } => self.stream.unfollow(&conversation_id),
             Effect::Record(r) => self.audit.record(r),
         }
     }

@@ -36,6 +36,9 @@ use state::{Settings, Shared};
 /// The default queue every script without its own `queue_id` plays on.
 pub const DEFAULT_QUEUE_ID: &str = "b4a8d1f2-6c3e-4f7a-9d25-0e8c7b1a3f60";
 
+/// The longest token or channel lifetime the simulator accepts.
+pub const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// How to run a simulator.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -135,6 +138,22 @@ impl SimHandle {
         inner.user_tokens.clear();
     }
 
+    /// Makes the token endpoint answer `status` (401: `invalid_client`;
+    /// anything else: a transient failure) until called with `None`.
+    pub fn fail_token_requests(&self, status: Option<u16>) {
+        self.shared.token_failure.store(status.unwrap_or(0), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every access token issued so far (for tests that check none leaks).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().issued.clone()
+    }
+
+    /// Whether any channel is subscribed to `topic`.
+    pub fn subscribed(&self, topic: &str) -> bool {
+        self.shared.subscribed(topic)
+    }
+
     /// Starts or ends a network outage: while on, every streaming socket is
     /// closed and new ones are refused; REST keeps working. Calls go on
     /// playing, so their events meanwhile are lost, as on a real network.
@@ -166,6 +185,15 @@ pub fn default_conversations() -> PathBuf {
 pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
     if !(config.speed.is_finite() && config.speed > 0.0) {
         return Err(SimError::Config(format!("speed must be a positive number, not {}", config.speed)));
+    }
+    // Expiry times are written as RFC 3339 dates, which end at year 9999.
+    for (name, d) in [("token ttl", config.token_ttl), ("channel ttl", config.channel_ttl)] {
+        if d > MAX_TTL {
+            return Err(SimError::Config(format!("{name} of {} s is more than ten years", d.as_secs())));
+        }
+    }
+    if config.heartbeat.is_zero() || config.heartbeat > MAX_TTL {
+        return Err(SimError::Config("heartbeat interval must be positive and under ten years".into()));
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
         .await

@@ -98,14 +98,18 @@ pub fn finished(rt: &Runtime, sim: &sim::SimHandle, calls: u64) -> bool {
         && engine.conversations().all(|c| c.inflight.is_none() && c.search_due.is_none())
 }
 
-/// Runs the runtime until [`finished`] or `limit` has passed.
-pub async fn drive(rt: &mut Runtime, sim: &sim::SimHandle, calls: u64, limit: Duration) {
-    let deadline = tokio::time::Instant::now() + limit;
+/// Runs the runtime until [`finished`] or `limit` has passed, whether or
+/// not anything arrives meanwhile; returns whether it finished.
+pub async fn drive(rt: &mut Runtime, sim: &sim::SimHandle, calls: u64, limit: Duration) -> bool {
+    let deadline = crate::duration::deadline(tokio::time::Instant::now(), limit);
     loop {
-        if finished(rt, sim, calls) || tokio::time::Instant::now() >= deadline {
-            return;
+        if finished(rt, sim, calls) {
+            return true;
         }
-        let msg = rt.next().await;
+        let Ok(msg) = tokio::time::timeout_at(deadline, rt.next()).await else {
+            tracing::warn!(stats = ?sim.stats(), "bench e2e stopped at its time limit");
+            return false;
+        };
         rt.handle(msg);
         rt.drain_ready(512);
     }
@@ -135,7 +139,11 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         }
         let window_max_words = config.policy.window_max_words;
         let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
-        drive(&mut rt, &sim, calls as u64, Duration::from_secs(3600)).await;
+        if !drive(&mut rt, &sim, calls as u64, Duration::from_secs(3600)).await {
+            rt.shutdown().await;
+            sim.stop().await;
+            return Err(color_eyre::eyre::eyre!("the calls did not finish within an hour"));
+        }
         let stages: BTreeMap<String, Latency> = Stage::ALL
             .iter()
             .filter_map(|&s| {

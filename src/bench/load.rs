@@ -109,11 +109,7 @@ fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_
         let limit = opts.duration * 3 + Duration::from_secs(30);
         while !finished(&rt, &sim, n as u64) && started.elapsed() < limit {
             // Drive in slices so the backlog can be sampled as it happens.
-            let slice = tokio::time::timeout(
-                Duration::from_millis(50),
-                drive(&mut rt, &sim, n as u64, Duration::from_millis(50)),
-            );
-            let _ = slice.await;
+            drive(&mut rt, &sim, n as u64, Duration::from_millis(50)).await;
             max_queue = max_queue.max(rt.queue_depth());
             max_inflight =
                 max_inflight.max(rt.engine().conversations().filter(|c| c.inflight.is_some()).count());

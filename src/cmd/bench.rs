@@ -11,11 +11,9 @@ use crate::kb::HnswParams;
 use crate::paths::AppPaths;
 
 fn secs(name: &str, v: f64) -> Result<Duration> {
-    if v.is_finite() && v > 0.0 {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err(eyre!("--{name} must be a positive number of seconds"))
-    }
+    crate::duration::from_secs_f64(v)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| eyre!("--{name} must be a positive number of seconds (and not absurdly large)"))
 }
 
 pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {

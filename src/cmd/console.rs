@@ -8,15 +8,12 @@ use std::process::ExitCode;
 
 use color_eyre::eyre::Result;
 
-use crate::app::Screen;
 use crate::cli::ConsoleArgs;
 use crate::config::Config;
 use crate::domain::{ConnectionState, StreamEvent};
 use crate::engine::Msg;
-use crate::kb::store::BuildProgress;
 use crate::paths::AppPaths;
 use crate::runtime::{Options, Runtime};
-use std::io::IsTerminal;
 
 /// The config from file and environment, with the command line on top.
 pub fn config(args: &ConsoleArgs, file: Option<&Path>, paths: &AppPaths) -> Result<Config> {
@@ -46,63 +43,8 @@ pub fn run(args: &ConsoleArgs, file: Option<&Path>, paths: &AppPaths) -> Result<
     if args.headless {
         rt.block_on(headless(&config, paths, args.exit_after))
     } else {
-        rt.block_on(dashboard(&config, paths, None))
+        rt.block_on(crate::app::dashboard(&config, paths, None))
     }
-}
-
-/// A progress bar on stderr while the index builds (before the dashboard
-/// takes over the screen).
-pub fn index_progress() -> Box<dyn FnMut(BuildProgress) + Send> {
-    let mut bar: Option<indicatif::ProgressBar> = None;
-    Box::new(move |p| {
-        let BuildProgress::Embedding { done, total } = p;
-        if !std::io::stderr().is_terminal() {
-            return;
-        }
-        let b = bar.get_or_insert_with(|| {
-            let b = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "building index {bar:30} {pos}/{len} chunks  eta {eta}",
-            ) {
-                b.set_style(style);
-            }
-            b
-        });
-        b.set_position(done as u64);
-        if done >= total {
-            b.finish_and_clear();
-        }
-    })
-}
-
-/// The dashboard over a started runtime; restores the terminal on the way out.
-pub async fn dashboard(config: &Config, paths: &AppPaths, sim_url: Option<String>) -> Result<ExitCode> {
-    let keymap = config.keys.keymap().map_err(|e| color_eyre::eyre::eyre!("config `keys`: {e}"))?;
-    let opts = Options { progress: index_progress(), ..Options::default() };
-    let rt = Runtime::start(config, paths, opts).await?;
-    let terminal = ratatui::init();
-    let screen = Screen { keymap, dialect: config.genesys.dialect, sim_url };
-    let result = crate::app::run(rt, terminal, screen).await;
-    ratatui::restore();
-    let rt = result?;
-    rt.shutdown().await;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Waits for ctrl-c or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Operator commands for the headless console, one JSON object per line
@@ -111,7 +53,7 @@ pub async fn shutdown_signal() {
 /// output and skipped. Nothing is read from a terminal.
 fn spawn_stdin_commands() -> tokio::sync::mpsc::Receiver<Result<crate::engine::Command, String>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    if std::io::stdin().is_terminal() {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return rx;
     }
     let spawned = std::thread::Builder::new().name("stdin-commands".into()).spawn(move || {
@@ -144,7 +86,7 @@ pub async fn headless(
     let mut rt = Runtime::start(config, paths, opts).await?;
     let stop = tokio::time::sleep(exit_after.unwrap_or(std::time::Duration::MAX / 4));
     tokio::pin!(stop);
-    let signal = shutdown_signal();
+    let signal = crate::app::shutdown_signal();
     tokio::pin!(signal);
     let mut failed = false;
     let mut commands = spawn_stdin_commands();

@@ -53,7 +53,7 @@ pub fn run(args: &DemoArgs, file: Option<&Path>, paths: &AppPaths) -> Result<Exi
         }
         config.validate()?;
         let url = sim.base_url.clone();
-        let outcome = super::console::dashboard(&config, paths, Some(url)).await;
+        let outcome = crate::app::dashboard(&config, paths, Some(url)).await;
         // Give the simulator a moment to finish answering, then stop it.
         let _ = tokio::time::timeout(Duration::from_secs(2), sim.stop()).await;
         outcome

@@ -19,7 +19,8 @@ pub fn config(args: &SimArgs) -> Result<SimConfig> {
     c.port = args.port;
     c.speed = args.speed;
     c.faults = args.faults.clone();
-    c.heartbeat = Duration::from_secs_f64(args.heartbeat_s);
+    c.heartbeat = crate::duration::from_secs_f64(args.heartbeat_s)
+        .ok_or_else(|| eyre!("--heartbeat-s {} is too large", args.heartbeat_s))?;
     c.token_ttl = Duration::from_secs(args.token_ttl_s.max(1));
     c.channel_ttl = Duration::from_secs(args.channel_ttl_s.max(1));
     c.concurrency = args.concurrency.max(1);

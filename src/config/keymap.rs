@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::{Deserialize, Serialize};
 
 /// What a key can do in the console.
@@ -189,48 +188,6 @@ impl fmt::Display for KeyChord {
 }
 
 impl KeyChord {
-    /// The chord a terminal key event is, if it can be one.
-    pub fn from_event(ev: &KeyEvent) -> Option<Self> {
-        let m = ev.modifiers;
-        let mut chord = Self {
-            code: ChordKey::Named("esc"),
-            ctrl: m.contains(KeyModifiers::CONTROL),
-            alt: m.contains(KeyModifiers::ALT),
-            shift: false,
-        };
-        chord.code = match ev.code {
-            // Shift is already in the character (`A`, `?`, `}`).
-            KeyCode::Char(c) => ChordKey::Char(if chord.ctrl { c.to_ascii_lowercase() } else { c }),
-            KeyCode::BackTab => {
-                chord.shift = true;
-                ChordKey::Named("tab")
-            }
-            KeyCode::F(n) => ChordKey::F(n),
-            other => {
-                let name = match other {
-                    KeyCode::Enter => "enter",
-                    KeyCode::Esc => "esc",
-                    KeyCode::Tab => "tab",
-                    KeyCode::Backspace => "backspace",
-                    KeyCode::Delete => "delete",
-                    KeyCode::Insert => "insert",
-                    KeyCode::Up => "up",
-                    KeyCode::Down => "down",
-                    KeyCode::Left => "left",
-                    KeyCode::Right => "right",
-                    KeyCode::Home => "home",
-                    KeyCode::End => "end",
-                    KeyCode::PageUp => "pageup",
-                    KeyCode::PageDown => "pagedown",
-                    _ => return None,
-                };
-                chord.shift = m.contains(KeyModifiers::SHIFT);
-                ChordKey::Named(name)
-            }
-        };
-        Some(chord)
-    }
-
     fn is_ctrl_c(&self) -> bool {
         self.ctrl && self.code == ChordKey::Char('c')
     }
@@ -331,9 +288,8 @@ impl Keymap {
         KeysConfig::default().keymap().unwrap_or(Keymap { map: BTreeMap::new() })
     }
 
-    /// The action bound to a key event; `ctrl-c` is always `Quit`.
-    pub fn action(&self, ev: &KeyEvent) -> Option<Action> {
-        let chord = KeyChord::from_event(ev)?;
+    /// The action bound to a chord; `ctrl-c` is always `Quit`.
+    pub fn action(&self, chord: KeyChord) -> Option<Action> {
         if chord.is_ctrl_c() {
             return Some(Action::Quit);
         }

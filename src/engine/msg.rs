@@ -160,7 +160,9 @@ pub enum Effect {
     /// Save a conversation's durable state (suggestions, decisions,
     /// deliveries, cooldowns) to the ledger.
     Persist(Box<ConversationRecord>),
-    /// The engine ended a call (idleness): stop following it.
+    /// Stop following a conversation the engine ended on its own (it went
+    /// idle), so the stream drops its topic and ignores its late events:
+    /// the stream's view of which calls are live agrees with the engine's.
     Unfollow {
         conversation_id: String,
     },

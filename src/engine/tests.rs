@@ -388,8 +388,12 @@ fn ended_conversations_are_evicted_so_memory_stays_bounded() {
     // A silent conversation times out.
     let mut e = engine(|p| p.idle_timeout = Duration::from_secs(10));
     e.handle(customer("q", "u", "hi"), at(0));
-    e.handle(Msg::Tick, at(10_000));
+    let fx = e.handle(Msg::Tick, at(10_000));
     assert!(e.conversation("q").unwrap().ended_at.is_some());
+    // ... and the stream is told to stop following it, once.
+    assert!(fx.contains(&Effect::Unfollow { conversation_id: "q".into() }));
+    let fx = e.handle(Msg::Tick, at(11_000));
+    assert!(!fx.iter().any(|f| matches!(f, Effect::Unfollow { .. })));
 }
 
 #[test]

@@ -4,28 +4,42 @@
 //! Latest wins: when it picks up work it drains its queue and keeps only
 //! the newest search per conversation, since an older window's results
 //! would be dropped as stale anyway; what remains runs as one batch.
-//! Results go back on the runtime's bounded message channel
-//! (`blocking_send`: the worker waits, the loop never does).
+//! Each answer goes to a sink the owner supplies (the runtime puts it on its
+//! bounded message channel with `blocking_send`: the worker waits, the loop
+//! never does); the worker knows nothing of the engine's messages.
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-
 use super::store::Retriever;
 use super::{Hit, KbError};
-use crate::engine::{Msg, RequestId, SearchTiming};
 
 /// One search to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchJob {
-    pub request: RequestId,
+    /// The caller's id for this search, returned with its answer.
+    pub request: u64,
     pub conversation_id: String,
     pub query: String,
     pub k: usize,
 }
+
+/// The worker's answer to one search.
+#[derive(Debug, Clone)]
+pub struct SearchAnswer {
+    pub request: u64,
+    pub conversation_id: String,
+    /// The hits, or why the search failed.
+    pub result: Result<Vec<Hit>, String>,
+    /// When the batch holding this search started and finished.
+    pub started: Instant,
+    pub finished: Instant,
+}
+
+/// Where answers go; returns false once nobody listens (the worker stops).
+pub type AnswerSink = Box<dyn FnMut(SearchAnswer) -> bool + Send>;
 
 /// The sending side of the worker. Dropping it stops the thread.
 pub struct KbHandle {
@@ -50,7 +64,7 @@ impl KbHandle {
 }
 
 /// Starts the worker thread around a loaded retriever.
-pub fn spawn_worker(mut retriever: Retriever, out: mpsc::Sender<Msg>) -> KbHandle {
+pub fn spawn_worker(mut retriever: Retriever, mut out: AnswerSink) -> KbHandle {
     let (tx, rx) = std_mpsc::channel::<SearchJob>();
     let thread = std::thread::Builder::new()
         .name("kb-worker".into())
@@ -71,20 +85,14 @@ pub fn spawn_worker(mut retriever: Retriever, out: mpsc::Sender<Msg>) -> KbHandl
                 };
                 let finished = Instant::now();
                 for (job, result) in jobs.into_iter().zip(results) {
-                    let msg = match result {
-                        Ok(hits) => Msg::SearchDone {
-                            request: job.request,
-                            conversation_id: job.conversation_id,
-                            hits,
-                            timing: SearchTiming { started, finished },
-                        },
-                        Err(e) => Msg::SearchFailed {
-                            request: job.request,
-                            conversation_id: job.conversation_id,
-                            error: e.to_string(),
-                        },
+                    let answer = SearchAnswer {
+                        request: job.request,
+                        conversation_id: job.conversation_id,
+                        result: result.map_err(|e| e.to_string()),
+                        started,
+                        finished,
                     };
-                    if out.blocking_send(msg).is_err() {
+                    if !out(answer) {
                         return;
                     }
                 }

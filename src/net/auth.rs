@@ -46,8 +46,21 @@ pub struct TokenInfo {
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: Option<String>,
-    expires_in: Option<u64>,
+    /// Seconds; read as a float so a fractional, negative or huge value is
+    /// handled here rather than failing the whole response.
+    expires_in: Option<f64>,
 }
+
+/// The lifetime a token response claims: Genesys's default 24 h when the
+/// server is silent, at least a second, and at most [`MAX_TOKEN_LIFETIME`]
+/// (a larger claim would only postpone the refresh past anything useful).
+fn lifetime(expires_in: Option<f64>) -> Duration {
+    let secs = expires_in.filter(|s| !s.is_nan()).unwrap_or(86_400.0);
+    crate::duration::from_secs_f64(secs.max(1.0)).unwrap_or(MAX_TOKEN_LIFETIME).min(MAX_TOKEN_LIFETIME)
+}
+
+/// The longest token lifetime believed: a year.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 
 struct Cached {
     token: AccessToken,
@@ -147,17 +160,36 @@ impl TokenSource {
             .access_token
             .filter(|t| !t.is_empty())
             .ok_or_else(|| NetError::Protocol { message: "token response has no access_token".into() })?;
-        // Genesys's default lifetime is 24 h; assume it when the server is silent.
-        let expires_in = parsed.expires_in.unwrap_or(86_400).max(1);
+        let lifetime = lifetime(parsed.expires_in);
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.info.send_replace(TokenInfo {
-            expires_at: SystemTime::now().checked_add(Duration::from_secs(expires_in)),
+            expires_at: SystemTime::now().checked_add(lifetime),
             fetched: generation,
         });
-        tracing::info!(expires_in, generation, "obtained access token");
+        tracing::info!(expires_in_s = lifetime.as_secs(), generation, "obtained access token");
         Ok(Cached {
             token: AccessToken { value: Secret::new(value), generation },
-            refresh_at: started + Duration::from_secs(expires_in).mul_f64(0.8),
+            refresh_at: crate::duration::deadline(started, crate::duration::scale(lifetime, 0.8)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_expires_in_gives_a_usable_lifetime() {
+        assert_eq!(lifetime(Some(3600.0)), Duration::from_secs(3600));
+        assert_eq!(lifetime(None), Duration::from_secs(86_400));
+        assert_eq!(lifetime(Some(-5.0)), Duration::from_secs(1));
+        assert_eq!(lifetime(Some(f64::NAN)), Duration::from_secs(86_400));
+        for huge in [1e20, 1.8e19, f64::INFINITY] {
+            assert_eq!(lifetime(Some(huge)), MAX_TOKEN_LIFETIME);
+        }
+        let parsed: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"t","expires_in":18446744073709551615}"#).unwrap();
+        let start = Instant::now();
+        let _ = crate::duration::deadline(start, crate::duration::scale(lifetime(parsed.expires_in), 0.8));
     }
 }

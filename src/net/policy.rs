@@ -59,7 +59,9 @@ impl RateHints {
 pub fn backoff_delay(b: &Backoff, attempt: u32, jitter: f64) -> Duration {
     let exp = b.initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
     let capped = exp.min(b.max);
-    capped.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    // A NaN jitter (never from `rand`, but this is a pure function) counts as 0.
+    let jitter = if jitter.is_nan() { 0.0 } else { jitter.clamp(0.0, 1.0) };
+    crate::duration::scale(capped, 0.5 + 0.5 * jitter)
 }
 
 /// Classifies one answer to a push. `refreshed` says whether this push has
@@ -81,7 +83,11 @@ pub fn classify(
         },
         403 => Verdict::Forbidden { message: forbidden_message(body) },
         429 => {
-            let wait = hints.retry_after_s.or(hints.reset_s).map(Duration::from_secs_f64);
+            // A wait too large to represent is simply more than we wait.
+            let wait = hints
+                .retry_after_s
+                .or(hints.reset_s)
+                .map(|s| crate::duration::from_secs_f64(s).unwrap_or(Duration::MAX));
             match wait {
                 Some(w) if w > MAX_RETRY_AFTER => Verdict::Fail {
                     message: format!("rate limited for {} s (more than we wait)", w.as_secs()),
@@ -206,6 +212,20 @@ mod tests {
         );
         let huge = RateHints::parse(Some("600"), None);
         assert!(matches!(verdict(429, huge, ""), Verdict::Fail { .. }));
+    }
+
+    #[test]
+    fn absurd_rate_limit_headers_fail_the_attempt_without_panicking() {
+        for (retry_after, reset) in
+            [(Some("1e20"), None), (None, Some("1e300")), (Some("18446744073709551616"), None)]
+        {
+            let hints = RateHints::parse(retry_after, reset);
+            assert!(
+                matches!(verdict(429, hints, ""), Verdict::Fail { ref message } if message.contains("more than we wait")),
+                "{retry_after:?} {reset:?}"
+            );
+        }
+        assert_eq!(backoff_delay(&B, 3, f64::NAN), Duration::from_millis(200));
     }
 
     #[test]

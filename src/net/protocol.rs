@@ -100,7 +100,6 @@ pub enum ConversationPhase {
 }
 
 impl ConversationBody {
-
     /// Active while any agent participant is connected and not ended. All
     /// agent participants count: re-routes create extra agent entries.
     pub fn phase(&self) -> ConversationPhase {

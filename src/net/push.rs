@@ -57,9 +57,11 @@ impl PushClient {
         Self { http, auth, base: api_base.trim_end_matches('/').to_string(), config }
     }
 
-    /// The URL a conversation's pushes go to.
-    pub fn url_for(&self, conversation_id: &str) -> String {
-        self.config.url_template.replace("{base}", &self.base).replace("{conversationId}", conversation_id)
+    /// The URL a conversation's pushes go to, the id percent-encoded as one
+    /// path segment; `None` for an id no URL path can carry (`.`, `..`, empty).
+    pub fn url_for(&self, conversation_id: &str) -> Option<String> {
+        let id = super::path_segment(conversation_id)?;
+        Some(self.config.url_template.replace("{base}", &self.base).replace("{conversationId}", &id))
     }
 
     /// The JSON body of a push.
@@ -93,8 +95,19 @@ impl PushClient {
         req: &PushRequest,
         on_attempt: &mut (dyn FnMut(PushAttempt) + Send),
     ) -> PushOutcome {
-        let url = self.url_for(&req.conversation_id);
         let body = self.body(req);
+        let Some(url) = self.url_for(&req.conversation_id) else {
+            let error = format!("conversation id `{}` cannot be used in a URL", req.conversation_id);
+            return PushOutcome {
+                suggestion_id: req.suggestion_id.clone(),
+                sink: Sink::Webhook,
+                conversation_id: req.conversation_id.clone(),
+                status: None,
+                attempts: 0,
+                latency_ms: 0,
+                error: Some(error),
+            };
+        };
         self.send(reqwest::Method::POST, &url, &body, req, Sink::Webhook, on_attempt).await
     }
 

@@ -1,7 +1,7 @@
 //! The REST calls the stream makes (notification channels and
 //! subscriptions, and the analytics query that catches up after a gap) over
-//! one pooled HTTP client, with the shared token and one refresh-and-retry
-//! on 401.
+//! one pooled HTTP client, with the shared token, one refresh-and-retry on
+//! 401, and the push's retry classification for 429 and 5xx, bounded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +11,15 @@ use serde::Serialize;
 
 use super::auth::TokenSource;
 use super::catchup::DetailsPage;
-use super::policy::{missing_permissions, server_message};
+use super::policy::{RateHints, Verdict, backoff_delay, classify, missing_permissions, server_message};
 use super::protocol::{Channel, Topic, TopicListing};
-use super::{NetError, redact};
+use super::{Backoff, NetError, path_segment, redact};
+
+/// A server-given id as a path segment, or a protocol error.
+fn segment(id: &str) -> Result<String, NetError> {
+    path_segment(id)
+        .ok_or_else(|| NetError::Protocol { message: format!("`{id}` cannot be used as an id in a URL") })
+}
 
 /// Builds the one HTTP client a process uses: pooled, with timeouts.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, NetError> {
@@ -25,25 +31,57 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, NetError> {
         .map_err(|e| NetError::Protocol { message: redact(&e.to_string()) })
 }
 
+/// How REST calls retry a 429, a 5xx or a refused connection: the push's
+/// classification ([`classify`]) with a smaller bound, since the stream
+/// waits for these calls and has its own reconnect loop behind them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestRetry {
+    /// Requests per call at most (a token refresh is not counted).
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// A longer `Retry-After` fails the call (as a transient error) rather
+    /// than stalling the stream.
+    pub max_wait: Duration,
+}
+
+impl Default for RestRetry {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            backoff: Backoff { initial: Duration::from_millis(250), max: Duration::from_secs(4) },
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
 /// REST access to the org's API.
 #[derive(Clone)]
 pub struct Rest {
     http: reqwest::Client,
     base: String,
     auth: Arc<TokenSource>,
+    retry: RestRetry,
 }
 
 impl Rest {
     pub fn new(http: reqwest::Client, api_base: &str, auth: Arc<TokenSource>) -> Self {
-        Self { http, base: api_base.trim_end_matches('/').to_string(), auth }
+        Self { http, base: api_base.trim_end_matches('/').to_string(), auth, retry: RestRetry::default() }
+    }
+
+    /// The same client with another retry policy.
+    pub fn with_retry(mut self, retry: RestRetry) -> Self {
+        self.retry = retry;
+        self
     }
 
     pub fn auth(&self) -> &Arc<TokenSource> {
         &self.auth
     }
 
-    /// Sends an authorised request; on a 401, refreshes the token once and
-    /// retries once. Returns the status and body of a 2xx answer.
+    /// Sends an authorised request. A 401 refreshes the token once; a 429
+    /// waits for `Retry-After` (or backs off), a 5xx or a refused
+    /// connection backs off, up to `max_attempts`. Returns the status and
+    /// body of a 2xx answer.
     async fn call(
         &self,
         method: Method,
@@ -52,7 +90,10 @@ impl Rest {
     ) -> Result<(u16, String), NetError> {
         let url = format!("{}{path}", self.base);
         let mut token = self.auth.token().await?;
-        for retried in [false, true] {
+        let (mut attempt, mut refreshed) = (0u32, false);
+        let max = self.retry.max_attempts.max(1);
+        loop {
+            attempt += 1;
             let mut req = self
                 .http
                 .request(method.clone(), &url)
@@ -60,16 +101,42 @@ impl Rest {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req.send().await?;
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap_or_default();
-            match status {
-                200..=299 => return Ok((status, text)),
-                401 if !retried => token = self.auth.refresh_after_401(&token).await?,
-                401 => {
-                    return Err(NetError::Unauthorized { message: server_message(&text) });
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = NetError::from(e);
+                    // A timeout may have reached the server: not repeated here.
+                    if attempt >= max || !matches!(err, NetError::Connect { .. }) {
+                        return Err(err);
+                    }
+                    let after = backoff_delay(&self.retry.backoff, attempt, rand::random());
+                    tracing::warn!(%method, path, attempt, error = %err, "REST call failed; retrying");
+                    tokio::time::sleep(after).await;
+                    continue;
                 }
-                403 => {
+            };
+            let status = resp.status().as_u16();
+            let header =
+                |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let hints =
+                RateHints::parse(header("retry-after").as_deref(), header("inin-ratelimit-reset").as_deref());
+            let text = resp.text().await.unwrap_or_default();
+            match classify(status, hints, &text, attempt, refreshed, &self.retry.backoff, rand::random()) {
+                Verdict::Done => return Ok((status, text)),
+                Verdict::RefreshToken => {
+                    refreshed = true;
+                    attempt -= 1;
+                    token = self.auth.refresh_after_401(&token).await?;
+                }
+                Verdict::Retry { after, reason } if attempt < max && after <= self.retry.max_wait => {
+                    let after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+                    tracing::warn!(%method, path, attempt, after_ms, %reason, "REST call refused; retrying");
+                    tokio::time::sleep(after).await;
+                }
+                Verdict::Retry { .. } => {
+                    return Err(NetError::Status { status, message: server_message(&text) });
+                }
+                Verdict::Forbidden { .. } => {
                     let perms = missing_permissions(&text);
                     let message = if perms.is_empty() {
                         format!("{method} {path}: {}", server_message(&text))
@@ -78,12 +145,14 @@ impl Rest {
                     };
                     return Err(NetError::Forbidden { message });
                 }
-                _ => {
+                Verdict::Fail { .. } if status == 401 => {
+                    return Err(NetError::Unauthorized { message: server_message(&text) });
+                }
+                Verdict::Fail { .. } => {
                     return Err(NetError::Status { status, message: server_message(&text) });
                 }
             }
         }
-        Err(NetError::Unauthorized { message: "token refresh did not help".into() })
     }
 
     /// `POST /api/v2/notifications/channels`.
@@ -94,8 +163,8 @@ impl Rest {
 
     /// `HEAD /api/v2/notifications/channels/{id}`: whether it still exists.
     pub async fn channel_exists(&self, channel: &str) -> Result<bool, NetError> {
-        match self.call(Method::HEAD, &format!("/api/v2/notifications/channels/{channel}"), None::<&()>).await
-        {
+        let path = format!("/api/v2/notifications/channels/{}", segment(channel)?);
+        match self.call(Method::HEAD, &path, None::<&()>).await {
             Ok(_) => Ok(true),
             Err(NetError::Status { status: 404, .. }) => Ok(false),
             Err(e) => Err(e),
@@ -114,7 +183,8 @@ impl Rest {
 
     async fn topics(&self, method: Method, channel: &str, topics: &[String]) -> Result<(), NetError> {
         let body: Vec<Topic> = topics.iter().map(Topic::new).collect();
-        let path = format!("/api/v2/notifications/channels/{channel}/subscriptions?ignoreErrors=false");
+        let path =
+            format!("/api/v2/notifications/channels/{}/subscriptions?ignoreErrors=false", segment(channel)?);
         let (_, text) = self.call(method, &path, Some(body.as_slice())).await?;
         // With ignoreErrors=false a refusal is an HTTP error, but be strict
         // about topics reported as rejected too.
@@ -135,7 +205,7 @@ impl Rest {
 
     /// `GET .../subscriptions`.
     pub async fn list_topics(&self, channel: &str) -> Result<Vec<Topic>, NetError> {
-        let path = format!("/api/v2/notifications/channels/{channel}/subscriptions");
+        let path = format!("/api/v2/notifications/channels/{}/subscriptions", segment(channel)?);
         let (_, text) = self.call(Method::GET, &path, None::<&()>).await?;
         let listing: TopicListing = serde_json::from_str(&text)
             .map_err(|e| NetError::Protocol { message: format!("subscriptions: {e}") })?;

@@ -16,8 +16,9 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::auth::{AccessToken, TokenSource};
 use super::protocol::{self, DecodeError, Frame};
-use super::{Dialect, error_chain, redact};
+use super::{Backoff, Dialect, NetError, error_chain, policy, redact};
 
 /// Keep-alive and size limits of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,64 @@ pub enum SocketEnd {
     Unauthorized,
     /// Anything else: connect failure, drop, silence, close frame.
     Lost(String),
+}
+
+/// When and why to reconnect after a socket ended: the one mapping both
+/// dialects use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconnect {
+    pub delay: Duration,
+    pub reason: String,
+}
+
+/// Decides the reconnect after `ended`, counting failures in `attempt`.
+/// Maintenance reconnects at once without counting; a refused token is
+/// refreshed (the first time at once, then with backoff, so a server that
+/// keeps refusing is not hammered); anything else backs off. A failed
+/// refresh that retrying can fix (network, 5xx, 429) backs off too; only a
+/// permanent one (`invalid_client`, 401/403 from the login service) is
+/// returned as an error, for the caller to report as failed.
+pub async fn plan_reconnect(
+    ended: SocketEnd,
+    attempt: &mut u32,
+    backoff: &Backoff,
+    auth: &TokenSource,
+    rejected: Option<&AccessToken>,
+) -> Result<Reconnect, NetError> {
+    let backed_off = |attempt: u32| policy::backoff_delay(backoff, attempt, rand::random());
+    match ended {
+        SocketEnd::ServerClosing => {
+            Ok(Reconnect { delay: Duration::ZERO, reason: "server is closing the socket".into() })
+        }
+        SocketEnd::Unauthorized => {
+            *attempt += 1;
+            let refreshed = match rejected {
+                Some(t) => auth.refresh_after_401(t).await,
+                None => match auth.token().await {
+                    Ok(t) => auth.refresh_after_401(&t).await,
+                    Err(e) => Err(e),
+                },
+            };
+            match refreshed {
+                Ok(_) => {
+                    let delay = if *attempt <= 1 { Duration::ZERO } else { backed_off(*attempt) };
+                    Ok(Reconnect { delay, reason: "socket refused the token".into() })
+                }
+                Err(e) if e.is_permanent() => Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "token refresh failed; will retry");
+                    Ok(Reconnect {
+                        delay: backed_off(*attempt),
+                        reason: format!("token refresh failed: {e}"),
+                    })
+                }
+            }
+        }
+        SocketEnd::Lost(reason) => {
+            *attempt += 1;
+            Ok(Reconnect { delay: backed_off(*attempt), reason })
+        }
+    }
 }
 
 /// What to connect to and how to talk.

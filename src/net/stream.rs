@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, Frame};
 use super::rest::Rest;
-use super::socket::{SocketConfig, SocketEnd, SocketEvent};
+use super::socket::{Reconnect, SocketConfig, SocketEnd, SocketEvent, plan_reconnect};
 use super::{Backoff, NetError, policy};
 use crate::domain::{ConnectionState, StreamEvent};
 
@@ -65,13 +65,31 @@ impl Default for StreamConfig {
     }
 }
 
+/// What the stream's owner can ask of it while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamCommand {
+    /// Stop following a conversation the engine ended (it went idle):
+    /// drop its topic and ignore its late events, as for a reported end.
+    Unfollow { conversation_id: String },
+}
+
 /// Stops the stream task when dropped or cancelled.
 pub struct StreamHandle {
     pub cancel: CancellationToken,
     pub task: tokio::task::JoinHandle<()>,
+    /// Commands to the stream task; never blocks.
+    pub commands: mpsc::UnboundedSender<StreamCommand>,
 }
 
 impl StreamHandle {
+    /// Asks the stream to stop following a conversation.
+    pub fn unfollow(&self, conversation_id: &str) {
+        let cmd = StreamCommand::Unfollow { conversation_id: conversation_id.to_string() };
+        if self.commands.send(cmd).is_err() {
+            tracing::debug!("stream already stopped; unfollow dropped");
+        }
+    }
+
     /// Stops the stream and waits for its task to finish.
     pub async fn stop(self) {
         self.cancel.cancel();
@@ -83,13 +101,14 @@ impl StreamHandle {
 pub fn spawn_stream(rest: Rest, config: StreamConfig, out: mpsc::Sender<StreamEvent>) -> StreamHandle {
     let cancel = CancellationToken::new();
     let token = cancel.clone();
+    let (commands, commands_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
         let (tx, rx) = mpsc::channel(256);
         let mut m = Manager::new(rest, config, out, tx);
-        m.run(rx, token).await;
+        m.run(rx, commands_rx, token).await;
         m.shutdown();
     });
-    StreamHandle { cancel, task }
+    StreamHandle { cancel, task, commands }
 }
 
 struct Slot {
@@ -192,7 +211,12 @@ impl Manager {
         q.chain(u).collect()
     }
 
-    async fn run(&mut self, mut rx: mpsc::Receiver<SocketEvent>, cancel: CancellationToken) {
+    async fn run(
+        &mut self,
+        mut rx: mpsc::Receiver<SocketEvent>,
+        mut commands: mpsc::UnboundedReceiver<StreamCommand>,
+        cancel: CancellationToken,
+    ) {
         self.emit(StreamEvent::Connection(ConnectionState::Connecting)).await;
         // Open the first channel, retrying until it works or cannot.
         let mut attempt = 0;
@@ -226,6 +250,12 @@ impl Manager {
                 ev = rx.recv() => match ev {
                     Some(ev) => self.on_socket(ev).await,
                     None => return,
+                },
+                Some(cmd) = commands.recv() => match cmd {
+                    StreamCommand::Unfollow { conversation_id } => {
+                        tracing::info!(conversation = %conversation_id, "unfollowing an idle conversation");
+                        self.end(&conversation_id).await
+                    }
                 },
                 () = tokio::time::sleep_until(wake) => {
                     if Instant::now() >= next_check {
@@ -315,21 +345,11 @@ impl Manager {
         let slot = &mut self.slots[index];
         slot.live = false;
         slot.socket = None;
-        let (delay, reason) = match ended {
-            // Maintenance: reconnect to the same channel straight away.
-            SocketEnd::ServerClosing => (Duration::ZERO, "server is closing the socket".to_string()),
-            SocketEnd::Unauthorized => {
-                slot.attempt += 1;
-                let token = self.rest.auth().token().await.map_err(Fatal)?;
-                self.rest.auth().refresh_after_401(&token).await.map_err(Fatal)?;
-                (Duration::ZERO, "socket refused the token".to_string())
-            }
-            SocketEnd::Lost(reason) => {
-                slot.attempt += 1;
-                (policy::backoff_delay(&self.config.backoff, slot.attempt, rand::random()), reason)
-            }
-        };
-        let attempt = self.slots[index].attempt.max(1);
+        let mut attempt = slot.attempt;
+        let plan = plan_reconnect(ended, &mut attempt, &self.config.backoff, self.rest.auth(), None).await;
+        self.slots[index].attempt = attempt;
+        let Reconnect { delay, reason } = plan.map_err(Fatal)?;
+        let attempt = attempt.max(1);
         self.slots[index].retry_at = Some(Instant::now() + delay);
         self.reconnecting(attempt, delay, reason).await;
         Ok(())

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use super::auth::TokenSource;
 use super::cumulative::Cumulative;
 use super::protocol::Frame;
-use super::socket::{SocketConfig, SocketEnd, SocketEvent, SocketTarget, spawn_socket};
-use super::stream::StreamHandle;
+use super::socket::{Reconnect, SocketConfig, SocketEvent, SocketTarget, plan_reconnect, spawn_socket};
+use super::stream::{StreamCommand, StreamHandle};
 use super::{Backoff, Dialect, policy};
 use crate::domain::{ConnectionState, StreamEvent};
 
@@ -25,7 +25,8 @@ use crate::domain::{ConnectionState, StreamEvent};
 /// no end-of-call signal, and memory must stay bounded.
 const IDLE_FORGET: Duration = Duration::from_secs(30 * 60);
 
-/// The tutorial WebSocket URL for an API base (`http` becomes `ws`).
+/// The tutorial WebSocket URL for an API base (`http` becomes `ws`); the
+/// token is form-encoded, so whatever the server issued stays one value.
 pub fn websocket_url(api_base: &str, token: &str) -> String {
     let base = api_base.trim_end_matches('/');
     let ws = if let Some(rest) = base.strip_prefix("https://") {
@@ -35,7 +36,9 @@ pub fn websocket_url(api_base: &str, token: &str) -> String {
     } else {
         base.to_string()
     };
-    format!("{ws}/api/v2/interactions/events/websocket?access_token={token}")
+    let query =
+        url::form_urlencoded::Serializer::new(String::new()).append_pair("access_token", token).finish();
+    format!("{ws}/api/v2/interactions/events/websocket?{query}")
 }
 
 /// Starts the tutorial-dialect stream; events go to `out`.
@@ -48,13 +51,14 @@ pub fn spawn_tutorial(
 ) -> StreamHandle {
     let cancel = CancellationToken::new();
     let token = cancel.clone();
+    let (commands, commands_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
         tokio::select! {
             () = token.cancelled() => {}
-            () = run(auth, api_base, socket, backoff, out) => {}
+            () = run(auth, api_base, socket, backoff, out, commands_rx) => {}
         }
     });
-    StreamHandle { cancel, task }
+    StreamHandle { cancel, task, commands }
 }
 
 async fn run(
@@ -63,6 +67,7 @@ async fn run(
     socket: SocketConfig,
     backoff: Backoff,
     out: mpsc::Sender<StreamEvent>,
+    mut commands: mpsc::UnboundedReceiver<StreamCommand>,
 ) {
     let emit = |ev| {
         let out = out.clone();
@@ -95,7 +100,17 @@ async fn run(
                 let target = SocketTarget { url, dialect: Dialect::Tutorial, slot: 0, epoch };
                 let handle = spawn_socket(target, socket, tx.clone());
                 let ended = loop {
-                    let Some(ev) = rx.recv().await else { return };
+                    let ev = tokio::select! {
+                        ev = rx.recv() => ev,
+                        Some(cmd) = commands.recv() => {
+                            // No topics here: forgetting the call is unfollowing it.
+                            let StreamCommand::Unfollow { conversation_id: id } = cmd;
+                            cumulative.forget(&id);
+                            last_seen.remove(&id);
+                            continue;
+                        }
+                    };
+                    let Some(ev) = ev else { return };
                     match ev {
                         SocketEvent::Opened { epoch: g, .. } if g == epoch => {
                             attempt = 0;
@@ -126,20 +141,15 @@ async fn run(
                     }
                 };
                 handle.abort();
-                (delay, reason) = match ended {
-                    SocketEnd::ServerClosing => (Duration::ZERO, "server is closing the socket".to_string()),
-                    SocketEnd::Unauthorized => {
-                        attempt += 1;
-                        if let Err(e) = auth.refresh_after_401(&token).await {
-                            tracing::warn!(error = %e, "token refresh failed");
-                        }
-                        (Duration::ZERO, "socket refused the token".to_string())
+                match plan_reconnect(ended, &mut attempt, &backoff, &auth, Some(&token)).await {
+                    Ok(Reconnect { delay: d, reason: r }) => (delay, reason) = (d, r),
+                    Err(e) => {
+                        tracing::error!(error = %e, "tutorial stream stopped");
+                        emit(StreamEvent::Connection(ConnectionState::Failed { reason: e.to_string() }))
+                            .await;
+                        return;
                     }
-                    SocketEnd::Lost(r) => {
-                        attempt += 1;
-                        (policy::backoff_delay(&backoff, attempt, rand::random()), r)
-                    }
-                };
+                }
             }
         }
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);

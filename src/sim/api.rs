@@ -66,6 +66,15 @@ pub async fn token(State(sim): Sim, headers: HeaderMap, body: String) -> Respons
         )
             .into_response()
     };
+    let forced = sim.token_failure.load(std::sync::atomic::Ordering::SeqCst);
+    if forced != 0 {
+        let status = StatusCode::from_u16(forced).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return if forced == 401 {
+            oauth_error(status, "invalid_client", "authentication failed")
+        } else {
+            oauth_error(status, "temporarily_unavailable", "the login service is unavailable")
+        };
+    }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -84,7 +93,12 @@ pub async fn token(State(sim): Sim, headers: HeaderMap, body: String) -> Respons
     let token = format!("{:032x}", rand::random::<u128>());
     let ttl = sim.settings.token_ttl;
     let valid_for = sim.token_lifetime_override().map_or(ttl, |o| o.min(ttl));
-    sim.lock().tokens.insert(token.clone(), tokio::time::Instant::now() + valid_for);
+    let until = crate::duration::deadline(tokio::time::Instant::now(), valid_for);
+    {
+        let mut inner = sim.lock();
+        inner.tokens.insert(token.clone(), until);
+        inner.issued.push(token.clone());
+    }
     if sim.token_lifetime_override().is_some() {
         sim.faults_of("token-expire").for_each(|f| {
             f.injected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -99,14 +113,44 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// The `rest-429` and `rest-503` faults, for channel and subscription
+/// requests: `Some(refusal)` when one fires.
+fn rest_fault(sim: &Shared) -> Option<Response> {
+    for f in &sim.faults {
+        match f.fault {
+            Fault::Rest429 { every, retry_after_s } if f.fires(every) => {
+                Shared::bump(&sim.counters.served_429);
+                let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too.many.requests", "Rate limit exceeded");
+                if let Some(v) = retry_after_s.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return Some(r);
+            }
+            Fault::Rest503 { every } if f.fires(every) => {
+                Shared::bump(&sim.counters.served_500);
+                return Some(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service.unavailable",
+                    "try again later",
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// `POST /api/v2/notifications/channels`.
 pub async fn create_channel(State(sim): Sim, headers: HeaderMap) -> Response {
     if let Some(r) = reject_unauthorized(&sim, &headers) {
         return r;
     }
+    if let Some(r) = rest_fault(&sim) {
+        return r;
+    }
     let n = sim.counters.channels_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let id = format!("streaming-{n}-{:016x}", rand::random::<u64>());
-    let expires = SystemTime::now() + sim.settings.channel_ttl;
+    let expires = crate::duration::deadline(SystemTime::now(), sim.settings.channel_ttl);
     let ws_base = sim.base_url.replacen("http://", "ws://", 1);
     sim.lock().channels.insert(id.clone(), ChannelState { topics: BTreeSet::new(), expires, conn: None });
     let connect_uri = format!("{ws_base}/channels/{id}");
@@ -154,6 +198,9 @@ pub async fn subscriptions(
     body: String,
 ) -> Response {
     if let Some(r) = reject_unauthorized(&sim, &headers) {
+        return r;
+    }
+    if let Some(r) = rest_fault(&sim) {
         return r;
     }
     let requested: Vec<String> = if method == axum::http::Method::POST || method == axum::http::Method::PUT {

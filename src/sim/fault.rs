@@ -36,6 +36,11 @@ pub enum Fault {
     Analytics403,
     /// Every Nth analytics query answers 500.
     Analytics500 { every: u64 },
+    /// Every Nth channel-creation or subscription request answers 429, with
+    /// `Retry-After: S` when given.
+    Rest429 { every: u64, retry_after_s: Option<f64> },
+    /// Every Nth channel-creation or subscription request answers 503.
+    Rest503 { every: u64 },
 }
 
 impl Fault {
@@ -54,6 +59,8 @@ impl Fault {
             Self::HeartbeatStop { .. } => "heartbeat-stop",
             Self::Analytics403 => "analytics-403",
             Self::Analytics500 { .. } => "analytics-500",
+            Self::Rest429 { .. } => "rest-429",
+            Self::Rest503 { .. } => "rest-503",
         }
     }
 }
@@ -67,7 +74,7 @@ impl fmt::Display for Fault {
 /// The kinds `--fault` accepts, for error messages.
 pub const KINDS: &str = "push-429, push-500, push-slow, push-403, ws-drop, ws-malformed, ws-duplicate, \
                          token-expire, socket-closing, heartbeat-stop, analytics-403, \
-                         analytics-500";
+                         analytics-500, rest-429, rest-503";
 
 impl FromStr for Fault {
     type Err = String;
@@ -104,24 +111,33 @@ impl FromStr for Fault {
             }
             Ok(n as u64)
         };
-        let secs = |key: &str| -> Result<Duration, String> { Ok(Duration::from_secs_f64(num(key, None)?)) };
+        let secs_of = |key: &str, v: f64| -> Result<Duration, String> {
+            crate::duration::from_secs_f64(v).ok_or_else(|| format!("fault {kind}: `{key}` is too large"))
+        };
+        let secs = |key: &str| -> Result<Duration, String> { secs_of(key, num(key, None)?) };
         let fault = match kind {
-            "push-429" => {
+            "push-429" | "rest-429" => {
                 known(&["every", "retry_after"])?;
                 let retry_after_s = pairs
                     .iter()
                     .any(|(k, _)| *k == "retry_after")
                     .then(|| num("retry_after", None))
                     .transpose()?;
-                Self::Push429 { every: every()?, retry_after_s }
+                let every = every()?;
+                if kind == "push-429" {
+                    Self::Push429 { every, retry_after_s }
+                } else {
+                    Self::Rest429 { every, retry_after_s }
+                }
             }
+            "rest-503" => known(&["every"]).and_then(|()| Ok(Self::Rest503 { every: every()? }))?,
             "push-500" => known(&["every"]).and_then(|()| Ok(Self::Push500 { every: every()? }))?,
             "push-403" => known(&["every"]).and_then(|()| Ok(Self::Push403 { every: every()? }))?,
             "push-slow" => {
                 known(&["every", "delay_ms"])?;
                 Self::PushSlow {
                     every: every()?,
-                    delay: Duration::from_secs_f64(num("delay_ms", None)? / 1000.0),
+                    delay: secs_of("delay_ms", num("delay_ms", None)? / 1000.0)?,
                 }
             }
             "ws-drop" => known(&["every"]).and_then(|()| Ok(Self::WsDrop { every: every()? }))?,
@@ -175,6 +191,11 @@ mod tests {
         assert_eq!("analytics-403".parse(), Ok(Fault::Analytics403));
         assert_eq!("analytics-500:every=2".parse(), Ok(Fault::Analytics500 { every: 2 }));
         assert_eq!(
+            "rest-429:every=2,retry_after=0.5".parse(),
+            Ok(Fault::Rest429 { every: 2, retry_after_s: Some(0.5) })
+        );
+        assert_eq!("rest-503:every=3".parse(), Ok(Fault::Rest503 { every: 3 }));
+        assert_eq!(
             "token-expire:after_s=2.5".parse(),
             Ok(Fault::TokenExpire { after: Duration::from_millis(2500) })
         );
@@ -193,6 +214,10 @@ mod tests {
         assert!(err("ws-drop:often=2").contains("no parameter `often`"));
         assert!(err("token-expire").contains("needs `after_s=...`"));
         assert!(err("push-500:every").contains("not key=value"));
+        assert!(err("token-expire:after_s=1e30").contains("too large"));
+        assert!(err("heartbeat-stop:after_s=1e300").contains("too large"));
+        assert!(err("push-slow:delay_ms=1e40").contains("too large"));
+        assert!(err("push-429:retry_after=1e400").contains("not a non-negative number"));
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub struct Playback {
 /// Waits until `cond` holds, re-checking whenever the simulator's
 /// subscriptions change; false on timeout.
 pub async fn wait_until(sim: &Shared, timeout: Duration, cond: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::duration::deadline(Instant::now(), timeout);
     loop {
         let changed = sim.changed.notified();
         tokio::pin!(changed);
@@ -57,7 +57,7 @@ pub async fn wait_until(sim: &Shared, timeout: Duration, cond: impl Fn() -> bool
 pub async fn direct(sim: Arc<Shared>, playback: Playback) {
     while !wait_until(&sim, Duration::from_secs(3600), || sim.has_listener()).await {}
     let slots = Arc::new(Semaphore::new(playback.concurrency.max(1)));
-    let gap = playback.start_gap.div_f64(playback.speed);
+    let gap = crate::duration::divide(playback.start_gap, playback.speed);
     let mut round = 0u32;
     loop {
         for script in &playback.scripts {
@@ -132,7 +132,7 @@ pub async fn play(sim: &Shared, script: &Script, id: &str, pb: &Playback) {
     sim.lock().calls.insert(id.to_string(), call);
     // Announce, and announce again each second until the transcription topic
     // is subscribed (a client may have been reconnecting) or the grace ends.
-    let give_up = Instant::now() + pb.subscribe_grace;
+    let give_up = crate::duration::deadline(Instant::now(), pb.subscribe_grace);
     let announce = envelope(&queue_topic, conversation_event(id, &queue, &agent, false));
     loop {
         sim.publish(&queue_topic, &announce);
@@ -146,7 +146,8 @@ pub async fn play(sim: &Shared, script: &Script, id: &str, pb: &Playback) {
 
     let t0 = Instant::now();
     let session_start = epoch_ms();
-    let at = |ms: u64| t0 + Duration::from_millis(ms).div_f64(pb.speed);
+    let at =
+        |ms: u64| crate::duration::deadline(t0, crate::duration::divide(Duration::from_millis(ms), pb.speed));
     let mut cumulative = String::new();
     let mut customer_lines = 0u32;
     for u in &script.utterances {

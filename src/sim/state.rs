@@ -155,6 +155,8 @@ pub struct Inner {
     pub copilot: BTreeMap<String, CopilotRecord>,
     /// Every conversation played so far, by id.
     pub calls: BTreeMap<String, SimCall>,
+    /// Every token issued, revoked or not (tests check none leaks).
+    pub issued: Vec<String>,
 }
 
 /// Fixed behaviour of a simulator instance.
@@ -188,6 +190,8 @@ pub struct Shared {
     pub changed: Notify,
     /// While set, streaming sockets are refused (a network outage).
     pub outage: AtomicBool,
+    /// While non-zero, the token endpoint answers with this status.
+    pub token_failure: std::sync::atomic::AtomicU16,
     next_conn: AtomicU64,
     inner: Mutex<Inner>,
 }
@@ -206,6 +210,7 @@ impl Shared {
             counters: Counters::default(),
             changed: Notify::new(),
             outage: AtomicBool::new(false),
+            token_failure: std::sync::atomic::AtomicU16::new(0),
             next_conn: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
         }

@@ -51,3 +51,30 @@ fn the_engine_imports_no_runtime_ui_network_or_ml_crate_and_reads_no_clock() {
     assert!(engine_files().len() >= 7, "engine files not found");
     assert!(offences.is_empty(), "{}", offences.join("\n"));
 }
+
+/// Modules that must not reach into others: the dashboard does not import
+/// the commands that start it, the knowledge-base worker does not speak the
+/// engine's language, and the keymap (config) knows nothing of terminals.
+#[test]
+fn no_import_cycles_or_misplaced_translations() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let rules: [(&str, &[&str]); 4] = [
+        ("app.rs", &["crate::cmd"]),
+        ("kb/worker.rs", &["crate::engine"]),
+        ("config/keymap.rs", &["crossterm"]),
+        ("config.rs", &["crossterm"]),
+    ];
+    let mut offences = Vec::new();
+    for (file, banned) in rules {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for b in banned {
+                if code.contains(b) {
+                    offences.push(format!("{file}:{}: uses {b}", i + 1));
+                }
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{}", offences.join("\n"));
+}

@@ -9,6 +9,8 @@ mod support;
 
 mod arch;
 mod console_cli;
+mod hardening_net;
+mod hardening_runtime;
 mod kb;
 mod kb_cli;
 mod keys;
@@ -16,6 +18,7 @@ mod ledger_full;
 mod net_push;
 mod net_stream;
 mod pipeline;
+mod props;
 mod render;
 mod restart;
 mod sinks;

@@ -43,6 +43,38 @@ impl Manager {
         })
     }
 
+    /// A slot for `topics` whose channel could not be created yet: the
+    /// reconnect loop opens it (no channel id means nothing to reuse).
+    pub(super) fn unopened_slot(&mut self, topics: BTreeSet<String>) -> Slot {
+        self.next_epoch += 1;
+        Slot {
+            channel: crate::net::protocol::Channel {
+                id: String::new(),
+                connect_uri: String::new(),
+                expires: None,
+            },
+            expires: None,
+            topics,
+            epoch: self.next_epoch,
+            socket: None,
+            live: false,
+            attempt: 0,
+            retry_at: None,
+            successor: None,
+            subscribe_on_open: true,
+        }
+    }
+
+    /// Schedules slot `i`'s next reconnect with backoff and reports why.
+    pub(super) async fn retry_later(&mut self, i: usize, reason: String) {
+        let slot = &mut self.slots[i];
+        slot.attempt += 1;
+        let delay = policy::backoff_delay(&self.config.backoff, slot.attempt, rand::random());
+        slot.retry_at = Some(Instant::now() + delay);
+        let attempt = slot.attempt;
+        self.reconnecting(attempt, delay, reason).await;
+    }
+
     pub(super) fn target(&self, slot: &Slot, index: usize) -> SocketTarget {
         SocketTarget {
             url: slot.channel.connect_uri.clone(),
@@ -108,9 +140,10 @@ impl Manager {
     pub(super) async fn reconnect(&mut self, i: usize) -> Result<(), Fatal> {
         let topics: Vec<String> = self.slots[i].topics.iter().cloned().collect();
         let id = self.slots[i].channel.id.clone();
-        let expired = self.slots[i].expires.is_some_and(|e| e <= SystemTime::now());
+        // A slot whose channel was never created has nothing to reuse.
+        let reusable = !id.is_empty() && self.slots[i].expires.is_none_or(|e| e > SystemTime::now());
         let result = async {
-            if !expired && self.rest.channel_exists(&id).await? {
+            if reusable && self.rest.channel_exists(&id).await? {
                 self.rest.replace_topics(&id, &topics).await?;
                 Ok(None)
             } else {
@@ -130,12 +163,7 @@ impl Manager {
             }
             Err(e) if e.is_permanent() => Err(Fatal(e)),
             Err(e) => {
-                let slot = &mut self.slots[i];
-                slot.attempt += 1;
-                let delay = policy::backoff_delay(&self.config.backoff, slot.attempt, rand::random());
-                slot.retry_at = Some(Instant::now() + delay);
-                let attempt = slot.attempt;
-                self.reconnecting(attempt, delay, e.to_string()).await;
+                self.retry_later(i, e.to_string()).await;
                 Ok(())
             }
         }

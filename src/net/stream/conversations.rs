@@ -151,21 +151,34 @@ impl Manager {
                 self.slots[i].topics.extend(topics);
                 i
             }
-            None => match self.open_slot(topics.into_iter().collect(), Subscribe::OnOpen).await {
+            None => match self.open_slot(topics.iter().cloned().collect(), Subscribe::OnOpen).await {
                 Ok(slot) => {
                     self.slots.push(slot);
                     let i = self.slots.len() - 1;
                     self.connect(i);
                     i
                 }
-                Err(e) => return Err(Fatal(e)),
+                Err(e) if e.is_permanent() => return Err(Fatal(e)),
+                Err(e) => {
+                    // Not fatal: the topic waits on a channel still to be
+                    // opened, which the reconnect loop retries with backoff.
+                    let slot = self.unopened_slot(topics.into_iter().collect());
+                    self.slots.push(slot);
+                    let i = self.slots.len() - 1;
+                    self.retry_later(i, format!("opening another channel failed: {e}")).await;
+                    i
+                }
             },
         };
         self.conversations.insert(id.to_string(), Conversation { slot: index, finals: HashSet::new() });
+        // One line per call start and end, so the log shows a run progressing.
+        tracing::info!(conversation = %id, channel_slot = index, "following conversation");
         Ok(())
     }
 
-    async fn end(&mut self, id: &str) -> Result<(), Fatal> {
+    /// Stops following a conversation: drops its topic and remembers it as
+    /// ended so late events do not revive it.
+    pub(super) async fn end(&mut self, id: &str) -> Result<(), Fatal> {
         let Some(conv) = self.conversations.remove(id) else {
             return Ok(());
         };
@@ -177,10 +190,16 @@ impl Manager {
                 self.ended.0.remove(&old);
             }
         }
+        tracing::info!(conversation = %id, "conversation ended; topics dropped");
         let topics = self.conversation_topics(id);
         if let Some(s) = self.slots.get_mut(conv.slot) {
             for t in &topics {
                 s.topics.remove(t);
+            }
+            // A channel not yet subscribed gets its whole (new) list on open.
+            if s.subscribe_on_open {
+                self.emit(StreamEvent::ConversationEnded { conversation_id: id.to_string() }).await;
+                return Ok(());
             }
             // PUT the remaining list: the Java SDK's way to drop one topic.
             let list: Vec<String> = s.topics.iter().cloned().collect();
