@@ -1,7 +1,8 @@
 //! A Genesys Cloud simulator on loopback: both token endpoints, notification
 //! channels and subscriptions, the streaming WebSocket with heartbeats and
 //! ping/pong, the tutorial WebSocket, the push endpoint, scripted
-//! conversations ([`player`]) and fault injection ([`fault`]). It is the
+//! conversations ([`player`]), the Genesys Knowledge API over the sample KB
+//! ([`knowledge`]) and fault injection ([`fault`]). It is the
 //! demo's default peer and every network test's.
 //!
 //! Start it in-process with [`spawn`], or as `agent-assist sim`, which
@@ -10,6 +11,7 @@
 pub mod analytics;
 pub mod api;
 pub mod fault;
+pub mod knowledge;
 pub mod player;
 pub mod script;
 pub mod state;
@@ -50,6 +52,10 @@ pub struct SimConfig {
     pub start_gap: Duration,
     pub subscribe_grace: Duration,
     pub credentials: Option<(String, String)>,
+    /// Markdown KB the Knowledge API serves (none: empty knowledge bases).
+    pub knowledge_dir: Option<PathBuf>,
+    /// Largest page of a Knowledge API listing.
+    pub knowledge_page_size: usize,
 }
 
 impl SimConfig {
@@ -70,6 +76,8 @@ impl SimConfig {
             start_gap: Duration::from_secs(4),
             subscribe_grace: Duration::from_secs(5),
             credentials: None,
+            knowledge_dir: Some(crate::paths::bundled("kb")),
+            knowledge_page_size: knowledge::DEFAULT_PAGE_SIZE,
         }
     }
 }
@@ -119,6 +127,16 @@ impl SimHandle {
         }
     }
 
+    /// Edits a Knowledge document (body, title or state); false if unknown.
+    pub fn knowledge_edit(&self, document_id: &str, edit: &knowledge::Edit) -> bool {
+        self.shared.knowledge().edit(document_id, edit)
+    }
+
+    /// Deletes a Knowledge document; false if unknown.
+    pub fn knowledge_delete(&self, document_id: &str) -> bool {
+        self.shared.knowledge().delete(document_id)
+    }
+
     /// Stops serving and playing.
     pub async fn stop(self) {
         self.cancel.cancel();
@@ -154,6 +172,7 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
         credentials: config.credentials.clone(),
     };
     let shared = Arc::new(Shared::new(base_url.clone(), settings, &config.faults));
+    *shared.knowledge() = knowledge::build(config.knowledge_dir.as_deref(), config.knowledge_page_size);
     let app = Router::new()
         .route("/oauth/token", post(api::token))
         .route("/api/v2/notifications/channels", post(api::create_channel))
@@ -169,6 +188,13 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
         .route("/api/v2/interactions/events/websocket", get(ws::tutorial_socket))
         .route("/api/v2/agent-assist/interactions/{conversation_id}/results", post(api::push))
         .route("/api/v2/analytics/conversations/details/query", post(analytics::details_query))
+        .route("/api/v2/knowledge/knowledgebases", get(knowledge::knowledge_bases))
+        .route("/api/v2/knowledge/knowledgebases/{kb}/documents", get(knowledge::documents))
+        .route("/api/v2/knowledge/knowledgebases/{kb}/documents/{id}", get(knowledge::document))
+        .route(
+            "/sim/knowledge/documents/{id}",
+            post(knowledge::control_edit).delete(knowledge::control_delete),
+        )
         .route("/sim/pushes", get(api::pushes))
         .route("/sim/stats", get(api::stats))
         .with_state(shared.clone());

@@ -25,6 +25,10 @@ pub fn config(args: &SimArgs) -> Result<SimConfig> {
     c.concurrency = args.concurrency.max(1);
     c.repeat = args.repeat;
     c.credentials = args.client_id.clone().zip(args.client_secret.clone());
+    if let Some(k) = &args.knowledge {
+        c.knowledge_dir = Some(k.clone());
+    }
+    c.knowledge_page_size = args.knowledge_page_size.max(1);
     Ok(c)
 }
 

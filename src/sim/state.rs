@@ -62,6 +62,8 @@ pub struct Counters {
     pub channels_created: AtomicU64,
     pub conversations_started: AtomicU64,
     pub conversations_ended: AtomicU64,
+    pub knowledge_requests: AtomicU64,
+    pub knowledge_documents_fetched: AtomicU64,
 }
 
 /// A snapshot of the counters (what `/sim/stats` returns).
@@ -81,6 +83,12 @@ pub struct SimStats {
     pub channels_created: u64,
     pub conversations_started: u64,
     pub conversations_ended: u64,
+    /// Knowledge API requests answered (listings and documents).
+    #[serde(default)]
+    pub knowledge_requests: u64,
+    /// Single documents served (`GET .../documents/{id}`).
+    #[serde(default)]
+    pub knowledge_documents_fetched: u64,
     pub faults_injected: BTreeMap<String, u64>,
 }
 
@@ -144,6 +152,8 @@ pub struct Shared {
     pub changed: Notify,
     /// While set, streaming sockets are refused (a network outage).
     pub outage: AtomicBool,
+    /// The Knowledge API's knowledge bases and documents.
+    pub knowledge: Mutex<super::knowledge::Knowledge>,
     next_conn: AtomicU64,
     inner: Mutex<Inner>,
 }
@@ -162,6 +172,7 @@ impl Shared {
             counters: Counters::default(),
             changed: Notify::new(),
             outage: AtomicBool::new(false),
+            knowledge: Mutex::new(super::knowledge::Knowledge::default()),
             next_conn: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
         }
@@ -170,6 +181,11 @@ impl Shared {
     /// The state, even if a handler panicked while holding the lock.
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The knowledge bases, even if a handler panicked while holding the lock.
+    pub fn knowledge(&self) -> MutexGuard<'_, super::knowledge::Knowledge> {
+        self.knowledge.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn next_conn_id(&self) -> u64 {
@@ -283,6 +299,8 @@ impl Shared {
             channels_created: get(&c.channels_created),
             conversations_started: get(&c.conversations_started),
             conversations_ended: get(&c.conversations_ended),
+            knowledge_requests: get(&c.knowledge_requests),
+            knowledge_documents_fetched: get(&c.knowledge_documents_fetched),
             faults_injected,
         }
     }
