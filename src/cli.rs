@@ -135,7 +135,8 @@ pub struct SimArgs {
     /// Inject a fault, e.g. `push-429:every=3,retry_after=1`. Repeatable.
     /// Kinds: push-429, push-500, push-slow, push-403, ws-drop, ws-malformed,
     /// ws-duplicate, token-expire, socket-closing, heartbeat-stop,
-    /// analytics-403, analytics-500, rest-429, rest-503.
+    /// analytics-403, analytics-500, rest-429, rest-503, knowledge-403,
+    /// knowledge-429, knowledge-500.
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<crate::sim::Fault>,
     /// Seconds between heartbeats on each socket.
@@ -162,13 +163,20 @@ pub struct SimArgs {
     /// utterances of each call whose topic is subscribed (0: never).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub copilot_every: u32,
+    /// Markdown KB the Knowledge API serves (default: the bundled `kb/`).
+    #[arg(long, value_name = "DIR")]
+    pub knowledge: Option<PathBuf>,
+    /// Largest page of a Knowledge API listing.
+    #[arg(long, default_value_t = crate::sim::knowledge::DEFAULT_PAGE_SIZE)]
+    pub knowledge_page_size: usize,
 }
 
 /// Which knowledge base and which index.
 #[derive(Debug, Clone, Args)]
 pub struct KbSource {
-    /// A knowledge-base source: a directory of Markdown articles, or a JSON
-    /// Lines / CSV file of records. Repeat for several. Default: the sample `kb/`.
+    /// A knowledge-base source: a directory of Markdown or HTML articles, a
+    /// JSON Lines / CSV file of records, or `genesys:ID` (a synced Genesys
+    /// knowledge base). Repeat for several. Default: the sample `kb/`.
     #[arg(long = "kb", value_name = "PATH")]
     pub kb: Vec<PathBuf>,
     /// Index type: `flat` (exact) or `hnsw` (approximate, for large KBs).
@@ -182,7 +190,8 @@ pub enum KbCommand {
     Build {
         #[command(flatten)]
         source: KbSource,
-        /// Rebuild even if the cached index is current.
+        /// Rebuild even if the cached index is current, embedding every
+        /// chunk again (the embedding cache is ignored and rewritten).
         #[arg(long)]
         force: bool,
         /// Print one JSON object instead of text.
@@ -215,6 +224,9 @@ pub enum KbCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Pull a knowledge base from elsewhere into a local source.
+    #[command(subcommand)]
+    Sync(SyncCommand),
     /// Show what is indexed, where, and with which model.
     Stats {
         #[command(flatten)]
@@ -222,6 +234,29 @@ pub enum KbCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Genesys Cloud Knowledge (credentials as for the console). Without
+    /// --knowledge-base, lists the knowledge bases the client can see.
+    Genesys(GenesysSyncArgs),
+}
+
+/// Options of `agent-assist kb sync genesys`.
+#[derive(Debug, Clone, Args)]
+pub struct GenesysSyncArgs {
+    /// The knowledge base to pull; use it afterwards as `--kb genesys:ID`.
+    #[arg(long = "knowledge-base", value_name = "ID")]
+    pub knowledge_base: Option<String>,
+    /// Include draft documents, not only published ones.
+    #[arg(long)]
+    pub include_drafts: bool,
+    /// Only documents with this label (name or id). Repeatable.
+    #[arg(long = "label", value_name = "LABEL")]
+    pub labels: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

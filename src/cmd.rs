@@ -20,7 +20,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let _log = crate::logging::init(&paths.log_dir(), &cli.log_level);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "agent-assist starting");
     match cli.command {
-        Command::Kb(c) => kb::run(c, &paths),
+        Command::Kb(c) => kb::run(c, cli.config.as_deref(), &paths),
         Command::Sim(args) => sim::run(&args),
         Command::Bench(c) => bench::run(c, &paths),
         Command::Demo(args) => demo::run(&args, cli.config.as_deref(), &paths),

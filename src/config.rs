@@ -83,6 +83,13 @@ pub struct KbConfig {
     pub hnsw_m: u32,
     pub hnsw_ef_construction: u32,
     pub hnsw_ef_search: u32,
+    /// How often a `genesys:ID` source is synced while the console runs
+    /// (humantime, e.g. `15m`).
+    pub sync_interval: String,
+    /// Sync draft documents of `genesys:ID` sources too.
+    pub genesys_include_drafts: bool,
+    /// Only documents with one of these labels (names or ids); all when empty.
+    pub genesys_labels: Vec<String>,
 }
 
 impl Default for KbConfig {
@@ -94,6 +101,9 @@ impl Default for KbConfig {
             hnsw_m: h.m,
             hnsw_ef_construction: h.ef_construction,
             hnsw_ef_search: h.ef_search,
+            sync_interval: "15m".into(),
+            genesys_include_drafts: false,
+            genesys_labels: Vec::new(),
         }
     }
 }
@@ -105,6 +115,17 @@ impl KbConfig {
             ef_construction: self.hnsw_ef_construction,
             ef_search: self.hnsw_ef_search,
         }
+    }
+
+    /// `sync_interval` as a duration.
+    pub fn sync_every(&self) -> Result<Duration, ConfigError> {
+        humantime::parse_duration(self.sync_interval.trim())
+            .ok()
+            .filter(|d| *d >= Duration::from_secs(10))
+            .ok_or_else(|| ConfigError::Invalid {
+                key: "kb.sync_interval".into(),
+                message: format!("`{}` is not a duration of at least 10 s (e.g. 15m)", self.sync_interval),
+            })
     }
 
     /// The configured sources, or the bundled sample knowledge base.
@@ -247,6 +268,7 @@ impl Config {
             ));
         }
         region_domain(&g.region)?;
+        self.kb.sync_every()?;
         self.keys.keymap().map_err(|message| invalid("keys", &message))?;
         self.widget
             .validate()

@@ -3,7 +3,10 @@
 //! Sources ([`source`]) become chunks ([`chunk`]) that the embedder
 //! ([`embed`]) turns into unit vectors in a FAISS index ([`index`]); the
 //! index, the chunk metadata and a manifest persist in the cache dir
-//! ([`store`]) so an unchanged KB loads without re-embedding. A search
+//! ([`store`]) so an unchanged KB loads without re-embedding, and every
+//! vector is cached by its text ([`embed::cache`]) so a changed KB embeds
+//! only its changed chunks. A Genesys knowledge base is synced into a
+//! local source ([`genesys`]). A search
 //! returns one [`Hit`] per article with its best chunk. [`eval`] measures
 //! retrieval quality and single-query latency on a labelled query set.
 //!
@@ -13,6 +16,7 @@
 pub mod chunk;
 pub mod embed;
 pub mod eval;
+pub mod genesys;
 pub mod index;
 pub mod source;
 pub mod store;

@@ -1,7 +1,8 @@
 //! Genesys Cloud connectivity: OAuth client credentials ([`auth`]), the
 //! transcript stream in both dialects ([`stream`], [`tutorial`]) with
 //! catch-up on conversations it did not see start ([`catchup`]), and the
-//! push client with its retry policy ([`push`]). Wire types live in
+//! push client with its retry policy ([`push`]), and the Genesys Knowledge
+//! API that a knowledge base can be synced from ([`knowledge`]). Wire types live in
 //! [`protocol`]; the retry and backoff rules are pure ([`policy`]).
 //!
 //! Secrets never reach logs or the screen: [`Secret`] prints as `***`, and
@@ -10,6 +11,7 @@
 pub mod auth;
 pub mod catchup;
 pub mod cumulative;
+pub mod knowledge;
 pub mod policy;
 pub mod protocol;
 pub mod push;

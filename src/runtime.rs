@@ -48,6 +48,8 @@ pub enum RuntimeError {
     #[error(transparent)]
     Kb(#[from] KbError),
     #[error(transparent)]
+    Sync(#[from] crate::kb::genesys::SyncError),
+    #[error(transparent)]
     Net(#[from] NetError),
     #[error("cannot open the audit log {path}: {source}")]
     Audit { path: std::path::PathBuf, source: std::io::Error },
@@ -142,7 +144,8 @@ impl Runtime {
             None
         };
         let kb_opts = KbOptions {
-            sources: config.kb.sources(),
+            // `genesys:ID` sources are synced first, then read as files.
+            sources: crate::kb::genesys::resolve_sources(config, paths).await?,
             kind: config.kb.index,
             hnsw: config.kb.hnsw(),
             model: ModelSpec::installed(paths),

@@ -1,9 +1,11 @@
 //! A Genesys Cloud simulator on loopback: both token endpoints, notification
 //! channels and subscriptions, the streaming WebSocket with heartbeats and
-//! ping/pong, the tutorial WebSocket, the push endpoint, the agent's
-//! implicit-grant login and `/users/me` ([`login`]), scripted
-//! conversations ([`player`]) and fault injection ([`fault`]). It is the
-//! demo's default peer and every network test's.
+//! ping/pong, the tutorial WebSocket, the push endpoint and the other
+//! delivery sinks' endpoints ([`sinks`]), the agent's implicit-grant login
+//! and `/users/me` ([`login`]), scripted conversations ([`player`]), the
+//! Genesys Knowledge API over the sample KB ([`knowledge`]) and fault
+//! injection ([`fault`]). It is the demo's default peer and every network
+//! test's.
 //!
 //! Start it in-process with [`spawn`], or as `agent-assist sim`, which
 //! prints `{"base_url": ..., "queue_id": ...}` once ready.
@@ -11,6 +13,7 @@
 pub mod analytics;
 pub mod api;
 pub mod fault;
+pub mod knowledge;
 pub mod login;
 pub mod player;
 pub mod script;
@@ -64,6 +67,10 @@ pub struct SimConfig {
     pub agent_user: String,
     /// Calls taken by another agent: script id → user id.
     pub call_agents: std::collections::BTreeMap<String, String>,
+    /// Markdown KB the Knowledge API serves (none: empty knowledge bases).
+    pub knowledge_dir: Option<PathBuf>,
+    /// Largest page of a Knowledge API listing.
+    pub knowledge_page_size: usize,
 }
 
 impl SimConfig {
@@ -87,6 +94,8 @@ impl SimConfig {
             copilot_every: 0,
             agent_user: analytics::SIM_AGENT.into(),
             call_agents: std::collections::BTreeMap::new(),
+            knowledge_dir: Some(crate::paths::bundled("kb")),
+            knowledge_page_size: knowledge::DEFAULT_PAGE_SIZE,
         }
     }
 }
@@ -164,6 +173,16 @@ impl SimHandle {
         }
     }
 
+    /// Edits a Knowledge document (body, title or state); false if unknown.
+    pub fn knowledge_edit(&self, document_id: &str, edit: &knowledge::Edit) -> bool {
+        self.shared.knowledge().edit(document_id, edit)
+    }
+
+    /// Deletes a Knowledge document; false if unknown.
+    pub fn knowledge_delete(&self, document_id: &str) -> bool {
+        self.shared.knowledge().delete(document_id)
+    }
+
     /// Stops serving and playing.
     pub async fn stop(self) {
         self.cancel.cancel();
@@ -211,6 +230,7 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
         agent_user: config.agent_user.clone(),
     };
     let shared = Arc::new(Shared::new(base_url.clone(), settings, &config.faults));
+    *shared.knowledge() = knowledge::build(config.knowledge_dir.as_deref(), config.knowledge_page_size);
     let app = Router::new()
         .route("/oauth/token", post(api::token))
         .route("/oauth/authorize", get(login::authorize))
@@ -238,6 +258,13 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
         )
         .route("/sim/attributes", get(sinks::attributes_written))
         .route("/sim/copilot", get(sinks::copilot_records))
+        .route("/api/v2/knowledge/knowledgebases", get(knowledge::knowledge_bases))
+        .route("/api/v2/knowledge/knowledgebases/{kb}/documents", get(knowledge::documents))
+        .route("/api/v2/knowledge/knowledgebases/{kb}/documents/{id}", get(knowledge::document))
+        .route(
+            "/sim/knowledge/documents/{id}",
+            post(knowledge::control_edit).delete(knowledge::control_delete),
+        )
         .route("/sim/pushes", get(api::pushes))
         .route("/sim/stats", get(api::stats))
         .with_state(shared.clone());

@@ -1,7 +1,8 @@
 //! `bench kb`: index build throughput (texts embedded per second), cached
 //! index load time, and single-query latency, for the sample KB and for a
-//! generated KB of 10,000 records; plus the effect of sorting texts by
-//! length before batching, measured side by side.
+//! generated KB of 10,000 records; incremental rebuilds of that KB after
+//! editing one and three records (the embedding cache at work); plus the
+//! effect of sorting texts by length before batching, measured side by side.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -30,7 +31,10 @@ pub struct KbRun {
     pub name: String,
     pub articles: usize,
     pub texts: usize,
+    /// Distinct texts the model embedded (identical texts are embedded once).
+    pub embedded: usize,
     pub build_s: f64,
+    /// Embedded texts per second of build.
     pub texts_per_s: f64,
     pub cached_load_ms: f64,
     pub query: Latency,
@@ -45,11 +49,84 @@ pub struct Batching {
     pub speedup: f64,
 }
 
+/// Rebuilds after editing a few records of a built KB (model loaded).
+#[derive(Debug, Clone, Serialize)]
+pub struct Incremental {
+    pub kb: String,
+    pub edited: usize,
+    pub runs: usize,
+    pub median_s: f64,
+    pub max_s: f64,
+    /// Chunks embedded and reused in the last run.
+    pub embedded: usize,
+    pub reused: usize,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub machine: Machine,
     pub runs: Vec<KbRun>,
+    pub incremental: Vec<Incremental>,
     pub batching: Batching,
+}
+
+/// Appends a sentence to the content of `edits` records of a JSON Lines
+/// KB, different records each `round`.
+fn edit_records(path: &Path, edits: usize, round: usize) -> Result<(), KbError> {
+    let io = |source| KbError::Io { path: path.to_path_buf(), source };
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let n = lines.len().max(1);
+    for j in 0..edits {
+        let i = ((round * edits + j) * 7919 + 13) % n;
+        let mut rec: serde_json::Value =
+            serde_json::from_str(&lines[i]).map_err(|e| KbError::Index(format!("generated record: {e}")))?;
+        if let Some(c) = rec.get_mut("content").and_then(|c| c.as_str().map(String::from)) {
+            rec["content"] = serde_json::Value::String(format!("{c} Edited in round {round}."));
+        }
+        lines[i] = rec.to_string();
+    }
+    std::fs::write(path, lines.join("\n") + "\n").map_err(io)
+}
+
+/// Times `runs` rebuilds, each after editing `edits` records.
+fn incremental(
+    name: &str,
+    file: &Path,
+    edits: usize,
+    runs: usize,
+    embedder: &mut FastEmbedder,
+    paths: &AppPaths,
+) -> Result<Incremental, KbError> {
+    let opts = KbOptions {
+        sources: vec![file.to_path_buf()],
+        kind: IndexKind::Flat,
+        hnsw: HnswParams::default(),
+        model: ModelSpec::installed(paths),
+        force_rebuild: false,
+    };
+    let mut times = Vec::with_capacity(runs);
+    let mut last = (0, 0);
+    for round in 0..runs {
+        edit_records(file, edits, round + edits * 100)?;
+        let t = Instant::now();
+        let (_, report) = store::open(&opts, paths, embedder, &mut |_| {})?;
+        times.push(t.elapsed());
+        if report.outcome == BuildOutcome::Loaded {
+            return Err(KbError::Index("an edited KB was loaded from cache instead of rebuilt".into()));
+        }
+        last = (report.embedded, report.reused);
+    }
+    let lat = Latency::of(&times);
+    Ok(Incremental {
+        kb: name.into(),
+        edited: edits,
+        runs,
+        median_s: lat.p50_ms / 1000.0,
+        max_s: lat.max_ms / 1000.0,
+        embedded: last.0,
+        reused: last.1,
+    })
 }
 
 /// Sentences of the sample KB, for generated records and queries.
@@ -133,8 +210,9 @@ fn measure(
         name: name.into(),
         articles: report.articles,
         texts: report.chunks,
+        embedded: report.embedded,
         build_s,
-        texts_per_s: report.chunks as f64 / build_s,
+        texts_per_s: report.embedded as f64 / build_s,
         cached_load_ms,
         query: Latency::of(&samples),
     })
@@ -190,27 +268,37 @@ pub fn run(paths: &AppPaths, opts: &Options) -> Result<Report, KbError> {
         &bench_paths,
         opts.export_texts.as_deref(),
     )?];
+    let mut incrementals = Vec::new();
     if opts.generated_articles > 0 {
         let file = tmp.join("generated.jsonl");
         generate_kb(&file, opts.generated_articles, &pool)
             .map_err(|source| KbError::Io { path: file.clone(), source })?;
         let name = format!("generated-{}", opts.generated_articles);
-        runs.push(measure(&name, vec![file], &generated_queries, &mut embedder, &bench_paths, None)?);
+        runs.push(measure(&name, vec![file.clone()], &generated_queries, &mut embedder, &bench_paths, None)?);
+        for edits in [1, 3] {
+            incrementals.push(incremental(&name, &file, edits, 5, &mut embedder, &bench_paths)?);
+        }
     }
     let batching = batching(&mut embedder, &pool, 1000)?;
-    Ok(Report { machine: machine(), runs, batching })
+    Ok(Report { machine: machine(), runs, incremental: incrementals, batching })
 }
 
 pub fn print_table(r: &Report) {
     println!("machine: {} cores, {}", r.machine.cores, r.machine.cpu);
     println!(
-        "{:<18} {:>8} {:>7} {:>9} {:>9} {:>11}  single query",
-        "kb", "articles", "texts", "build s", "texts/s", "load ms"
+        "{:<18} {:>8} {:>7} {:>8} {:>9} {:>9} {:>11}  single query",
+        "kb", "articles", "texts", "embedded", "build s", "texts/s", "load ms"
     );
     for k in &r.runs {
         println!(
-            "{:<18} {:>8} {:>7} {:>9.2} {:>9.1} {:>11.1}  {}",
-            k.name, k.articles, k.texts, k.build_s, k.texts_per_s, k.cached_load_ms, k.query
+            "{:<18} {:>8} {:>7} {:>8} {:>9.2} {:>9.1} {:>11.1}  {}",
+            k.name, k.articles, k.texts, k.embedded, k.build_s, k.texts_per_s, k.cached_load_ms, k.query
+        );
+    }
+    for i in &r.incremental {
+        println!(
+            "{:<18} rebuild after editing {} record(s): median {:.2} s, max {:.2} s over {} runs (embedded {}, reused {})",
+            i.kb, i.edited, i.median_s, i.max_s, i.runs, i.embedded, i.reused
         );
     }
     let b = &r.batching;

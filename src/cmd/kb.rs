@@ -1,8 +1,11 @@
-//! `agent-assist kb build|query|eval|stats`: the operator's tools for
-//! checking a knowledge base and a threshold before going live.
+//! `agent-assist kb build|query|eval|sync|stats`: the operator's tools for
+//! checking a knowledge base and a threshold before going live, and for
+//! pulling one from Genesys Knowledge ([`sync`]).
+
+mod sync;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -16,10 +19,10 @@ use crate::kb::store::{self, BuildProgress};
 use crate::kb::{BuildOutcome, BuildReport, Hit, HnswParams, KbOptions, ModelSpec, Retriever};
 use crate::paths::{self, AppPaths};
 
-pub fn run(cmd: KbCommand, paths: &AppPaths) -> Result<ExitCode> {
+pub fn run(cmd: KbCommand, config_file: Option<&Path>, paths: &AppPaths) -> Result<ExitCode> {
     match cmd {
         KbCommand::Build { source, force, json } => {
-            let mut opts = options(&source, paths);
+            let mut opts = options(&source, paths)?;
             opts.force_rebuild = force;
             let (_, report) = open(&opts, paths, json)?;
             print_build(&report, json);
@@ -28,7 +31,7 @@ pub fn run(cmd: KbCommand, paths: &AppPaths) -> Result<ExitCode> {
             if text.trim().is_empty() {
                 return Err(crate::kb::KbError::EmptyQuery.into());
             }
-            let opts = options(&source, paths);
+            let opts = options(&source, paths)?;
             let (mut r, _) = open(&opts, paths, json)?;
             let t = Instant::now();
             let hits = r.query(&text, k)?;
@@ -37,26 +40,31 @@ pub fn run(cmd: KbCommand, paths: &AppPaths) -> Result<ExitCode> {
         }
         KbCommand::Eval { queries, source, k, json } => {
             let labelled = eval::load_queries(&queries)?;
-            let opts = options(&source, paths);
+            let opts = options(&source, paths)?;
             let (mut r, _) = open(&opts, paths, json)?;
             let report = eval::evaluate(&mut r, &labelled, k)?;
             print_eval(&report, json);
         }
-        KbCommand::Stats { source, json } => stats(&options(&source, paths), paths, json)?,
+        KbCommand::Sync(crate::cli::SyncCommand::Genesys(args)) => {
+            return sync::genesys(&args, config_file, paths);
+        }
+        KbCommand::Stats { source, json } => stats(&options(&source, paths)?, paths, json)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The KB options from the command line; the sample KB when none is given.
-pub fn options(source: &KbSource, paths: &AppPaths) -> KbOptions {
+/// A `genesys:ID` source is its last synced copy.
+pub fn options(source: &KbSource, paths: &AppPaths) -> Result<KbOptions> {
     let sources = if source.kb.is_empty() { vec![paths::bundled("kb")] } else { source.kb.clone() };
-    KbOptions {
+    let sources = crate::kb::genesys::local_sources(&sources, &paths.data_dir)?;
+    Ok(KbOptions {
         sources,
         kind: source.index.unwrap_or_default(),
         hnsw: HnswParams::default(),
         model: ModelSpec::installed(paths),
         force_rebuild: false,
-    }
+    })
 }
 
 /// Loads or builds, with a progress bar on a terminal (never in JSON mode).
@@ -97,6 +105,9 @@ fn print_build(r: &BuildReport, json: bool) {
     }
     println!("  articles  {}", r.articles);
     println!("  chunks    {}", r.chunks);
+    if matches!(r.outcome, BuildOutcome::Built { .. }) {
+        println!("  embedded  {} (reused {} cached)", r.embedded, r.reused);
+    }
     println!("  seconds   {:.2}", r.seconds);
     println!("  cache     {}", r.cache_dir.display());
 }

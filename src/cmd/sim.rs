@@ -27,6 +27,10 @@ pub fn config(args: &SimArgs) -> Result<SimConfig> {
     c.repeat = args.repeat;
     c.credentials = args.client_id.clone().zip(args.client_secret.clone());
     c.copilot_every = args.copilot_every;
+    if let Some(k) = &args.knowledge {
+        c.knowledge_dir = Some(k.clone());
+    }
+    c.knowledge_page_size = args.knowledge_page_size.max(1);
     Ok(c)
 }
 

@@ -6,6 +6,8 @@
 //! environment variable is needed. Vectors come out mean-pooled and
 //! L2-normalised, so inner product is cosine similarity.
 
+pub mod cache;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

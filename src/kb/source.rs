@@ -1,5 +1,5 @@
 //! Knowledge-base sources: Markdown files with YAML front matter, JSON Lines
-//! and CSV record files, or directories holding any of them. Turns them into
+//! and CSV record files, HTML pages ([`html`]), or directories holding any of them. Turns them into
 //! [`Article`]s, and every defect into a [`KbError`] that names the file and
 //! line, so an operator can fix a KB without guessing.
 
@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{KbError, Location};
+
+mod html;
 
 /// One knowledge-base article as loaded from a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +48,8 @@ pub fn load_sources(paths: &[PathBuf]) -> Result<Vec<Article>, KbError> {
 
 /// Expands directories (recursively, sorted) into the files the loader reads.
 /// Files named explicitly are read whatever their extension says; inside a
-/// directory only `.md`, `.markdown`, `.jsonl`, `.ndjson` and `.csv` count.
+/// directory only `.md`, `.markdown`, `.jsonl`, `.ndjson`, `.csv`, `.html`
+/// and `.htm` count.
 pub fn source_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, KbError> {
     let mut out = Vec::new();
     for p in paths {
@@ -85,6 +88,7 @@ enum Kind {
     Markdown,
     JsonLines,
     Csv,
+    Html,
 }
 
 impl Kind {
@@ -93,6 +97,7 @@ impl Kind {
             "md" | "markdown" => Some(Self::Markdown),
             "jsonl" | "ndjson" => Some(Self::JsonLines),
             "csv" => Some(Self::Csv),
+            "html" | "htm" => Some(Self::Html),
             _ => None,
         }
     }
@@ -107,6 +112,7 @@ fn load_file(path: &Path, out: &mut Vec<Article>) -> Result<(), KbError> {
         Kind::Markdown => out.push(parse_markdown(path, text)?),
         Kind::JsonLines => parse_jsonl(path, text, out)?,
         Kind::Csv => parse_csv(path, text, out)?,
+        Kind::Html => out.push(html::parse_html(path, text)?),
     }
     Ok(())
 }

@@ -41,6 +41,14 @@ pub enum Fault {
     Rest429 { every: u64, retry_after_s: Option<f64> },
     /// Every Nth channel-creation or subscription request answers 503.
     Rest503 { every: u64 },
+    /// Knowledge API calls answer 403 naming the missing permission
+    /// (`knowledge:knowledgebase:view` or `knowledge:document:view`); with
+    /// `on=documents` only the document calls do.
+    Knowledge403 { documents_only: bool },
+    /// Every Nth Knowledge API call answers 429 with `Retry-After`.
+    Knowledge429 { every: u64, retry_after_s: f64 },
+    /// Every Nth Knowledge API call answers 500.
+    Knowledge500 { every: u64 },
 }
 
 impl Fault {
@@ -61,6 +69,9 @@ impl Fault {
             Self::Analytics500 { .. } => "analytics-500",
             Self::Rest429 { .. } => "rest-429",
             Self::Rest503 { .. } => "rest-503",
+            Self::Knowledge403 { .. } => "knowledge-403",
+            Self::Knowledge429 { .. } => "knowledge-429",
+            Self::Knowledge500 { .. } => "knowledge-500",
         }
     }
 }
@@ -74,7 +85,7 @@ impl fmt::Display for Fault {
 /// The kinds `--fault` accepts, for error messages.
 pub const KINDS: &str = "push-429, push-500, push-slow, push-403, ws-drop, ws-malformed, ws-duplicate, \
                          token-expire, socket-closing, heartbeat-stop, analytics-403, \
-                         analytics-500, rest-429, rest-503";
+                         analytics-500, rest-429, rest-503, knowledge-403, knowledge-429, knowledge-500";
 
 impl FromStr for Fault {
     type Err = String;
@@ -154,6 +165,22 @@ impl FromStr for Fault {
             }
             "analytics-403" => known(&[]).map(|()| Self::Analytics403)?,
             "analytics-500" => known(&["every"]).and_then(|()| Ok(Self::Analytics500 { every: every()? }))?,
+            "knowledge-403" => {
+                known(&["on"])?;
+                let documents_only = match pairs.iter().find(|(k, _)| *k == "on").map(|(_, v)| *v) {
+                    None | Some("all") => false,
+                    Some("documents") => true,
+                    Some(other) => {
+                        return Err(format!("fault knowledge-403: `on={other}` (expected all or documents)"));
+                    }
+                };
+                Self::Knowledge403 { documents_only }
+            }
+            "knowledge-429" => {
+                known(&["every", "retry_after"])?;
+                Self::Knowledge429 { every: every()?, retry_after_s: num("retry_after", Some(1.0))? }
+            }
+            "knowledge-500" => known(&["every"]).and_then(|()| Ok(Self::Knowledge500 { every: every()? }))?,
             other => return Err(format!("unknown fault `{other}` (known: {KINDS})")),
         };
         Ok(fault)
@@ -190,6 +217,12 @@ mod tests {
         assert_eq!("ws-drop:every=40".parse(), Ok(Fault::WsDrop { every: 40 }));
         assert_eq!("analytics-403".parse(), Ok(Fault::Analytics403));
         assert_eq!("analytics-500:every=2".parse(), Ok(Fault::Analytics500 { every: 2 }));
+        assert_eq!("knowledge-403".parse(), Ok(Fault::Knowledge403 { documents_only: false }));
+        assert_eq!("knowledge-403:on=documents".parse(), Ok(Fault::Knowledge403 { documents_only: true }));
+        assert_eq!(
+            "knowledge-429:every=2,retry_after=0.1".parse(),
+            Ok(Fault::Knowledge429 { every: 2, retry_after_s: 0.1 })
+        );
         assert_eq!(
             "rest-429:every=2,retry_after=0.5".parse(),
             Ok(Fault::Rest429 { every: 2, retry_after_s: Some(0.5) })

@@ -66,6 +66,8 @@ pub struct Counters {
     pub channels_created: AtomicU64,
     pub conversations_started: AtomicU64,
     pub conversations_ended: AtomicU64,
+    pub knowledge_requests: AtomicU64,
+    pub knowledge_documents_fetched: AtomicU64,
 }
 
 /// A snapshot of the counters (what `/sim/stats` returns).
@@ -96,6 +98,12 @@ pub struct SimStats {
     pub channels_created: u64,
     pub conversations_started: u64,
     pub conversations_ended: u64,
+    /// Knowledge API requests answered (listings and documents).
+    #[serde(default)]
+    pub knowledge_requests: u64,
+    /// Single documents served (`GET .../documents/{id}`).
+    #[serde(default)]
+    pub knowledge_documents_fetched: u64,
     pub faults_injected: BTreeMap<String, u64>,
 }
 
@@ -192,6 +200,8 @@ pub struct Shared {
     pub outage: AtomicBool,
     /// While non-zero, the token endpoint answers with this status.
     pub token_failure: std::sync::atomic::AtomicU16,
+    /// The Knowledge API's knowledge bases and documents.
+    pub knowledge: Mutex<super::knowledge::Knowledge>,
     next_conn: AtomicU64,
     inner: Mutex<Inner>,
 }
@@ -211,6 +221,7 @@ impl Shared {
             changed: Notify::new(),
             outage: AtomicBool::new(false),
             token_failure: std::sync::atomic::AtomicU16::new(0),
+            knowledge: Mutex::new(super::knowledge::Knowledge::default()),
             next_conn: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
         }
@@ -219,6 +230,11 @@ impl Shared {
     /// The state, even if a handler panicked while holding the lock.
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The knowledge bases, even if a handler panicked while holding the lock.
+    pub fn knowledge(&self) -> MutexGuard<'_, super::knowledge::Knowledge> {
+        self.knowledge.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn next_conn_id(&self) -> u64 {
@@ -336,6 +352,8 @@ impl Shared {
             channels_created: get(&c.channels_created),
             conversations_started: get(&c.conversations_started),
             conversations_ended: get(&c.conversations_ended),
+            knowledge_requests: get(&c.knowledge_requests),
+            knowledge_documents_fetched: get(&c.knowledge_documents_fetched),
             faults_injected,
         }
     }
