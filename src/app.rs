@@ -105,6 +105,7 @@ fn draw(terminal: &mut DefaultTerminal, rt: &Runtime, ui: &UiState, screen: &Scr
         wall_now: SystemTime::now(),
         queue_depth: rt.queue_depth(),
         sim_url: screen.sim_url.clone(),
+        widget_url: rt.widget_url().map(str::to_string),
     };
     let catalog = rt.catalog().clone();
     let view = View {

@@ -32,6 +32,32 @@ pub trait LiveFeed: Send + Sync + 'static {
     fn publish(&self, req: &PushRequest) -> Result<(), String>;
 }
 
+/// The widget's hub is the `widget` sink's feed: a suggestion is delivered
+/// once it is in the call's feed (pages showing the call are sent it at
+/// once; their acknowledgements come back separately).
+impl LiveFeed for crate::widget::WidgetHub {
+    fn publish(&self, req: &PushRequest) -> Result<(), String> {
+        use crate::widget::{FeedEvent, PublishOutcome, WidgetSuggestion};
+        let item = req.items.first().ok_or("nothing to show")?;
+        let suggestion = WidgetSuggestion {
+            conversation_id: req.conversation_id.clone(),
+            suggestion_id: req.suggestion_id.clone(),
+            article_id: item.article_id.clone(),
+            title: item.title.clone(),
+            score: item.score,
+            probability: req.probability,
+            text: item.content.clone(),
+            url: req.url.clone(),
+            state: "sent".into(),
+        };
+        match crate::widget::WidgetHub::publish(self, FeedEvent::Suggestion(suggestion)) {
+            PublishOutcome::Delivered | PublishOutcome::Duplicate => Ok(()),
+            PublishOutcome::Closed => Err("the call has ended; its widget shows nothing new".into()),
+            PublishOutcome::Unknown => Err("the widget does not know this call".into()),
+        }
+    }
+}
+
 /// Fans pushes out to the sinks.
 #[derive(Clone)]
 pub struct Delivery {

@@ -19,6 +19,7 @@ use crate::audit::{AuditHandle, spawn_audit};
 use crate::config::Config;
 use crate::delivery::{Delivery, LiveFeed};
 use crate::domain::StreamEvent;
+use crate::engine::{AgentEvent, Feedback};
 use crate::engine::{Effect, Engine, Msg, SearchTiming, Summary};
 use crate::kb::store::{BuildProgress, StoredArticle};
 use crate::kb::worker::{KbHandle, SearchAnswer, SearchJob, spawn_worker};
@@ -32,6 +33,7 @@ use crate::net::stream::{StreamConfig, StreamHandle, spawn_stream};
 use crate::net::tutorial::spawn_tutorial;
 use crate::net::{Backoff, Dialect, NetError};
 use crate::paths::AppPaths;
+use crate::widget::{AgentSignal, FeedEvent, FeedbackKind, WidgetHub, WidgetServer};
 
 /// Capacity of the message channel: workers wait when it is full.
 const CHANNEL: usize = 4096;
@@ -57,6 +59,8 @@ pub enum RuntimeError {
     NoQueues,
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Widget(#[from] crate::widget::WidgetError),
 }
 
 /// How to start.
@@ -67,13 +71,11 @@ pub struct Options {
     pub run_id: Option<String>,
     /// Index-build progress, for a progress display.
     pub progress: Box<dyn FnMut(BuildProgress) + Send>,
-    /// The agent widget's live feed, when the widget sink is served.
-    pub feed: Option<Arc<dyn LiveFeed>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { headless_out: None, run_id: None, progress: Box::new(|_| {}), feed: None }
+        Self { headless_out: None, run_id: None, progress: Box::new(|_| {}) }
     }
 }
 
@@ -89,6 +91,8 @@ pub struct Runtime {
     delivery: Delivery,
     pushes: JoinSet<()>,
     ledger: Option<LedgerHandle>,
+    /// The agent widget, when the `widget` sink is on: its feed and server.
+    widget: Option<(WidgetHub, WidgetServer)>,
     audit: AuditHandle,
     token: watch::Receiver<TokenInfo>,
     run_id: String,
@@ -107,6 +111,23 @@ fn search_msg(a: SearchAnswer) -> Msg {
             timing: SearchTiming { started: a.started, finished: a.finished },
         },
         Err(error) => Msg::SearchFailed { request: a.request, conversation_id: a.conversation_id, error },
+    }
+}
+
+/// The engine's message for what an agent's page did.
+fn agent_event(s: AgentSignal) -> AgentEvent {
+    match s {
+        AgentSignal::Acknowledged { conversation_id, suggestion_id, user_id } => {
+            AgentEvent::Acknowledged { conversation_id, suggestion_id, user_id }
+        }
+        AgentSignal::Feedback { conversation_id, suggestion_id, kind, user_id } => {
+            let feedback = match kind {
+                FeedbackKind::Useful => Feedback::Useful,
+                FeedbackKind::NotUseful => Feedback::NotUseful,
+                FeedbackKind::Copied => Feedback::Copied,
+            };
+            AgentEvent::Feedback { conversation_id, suggestion_id, feedback, user_id }
+        }
     }
 }
 
@@ -172,7 +193,26 @@ impl Runtime {
             ..PushConfig::default()
         };
         let push = PushClient::new(http.clone(), auth.clone(), &endpoint.api_base, push_config);
-        let delivery = Delivery::new(push, &config.delivery.attributes_prefix, opts.feed);
+        let widget = if config.delivery.sinks.contains(&crate::domain::Sink::Widget) {
+            let wcfg = config.widget()?;
+            let hub = WidgetHub::new(&wcfg);
+            let (signals_tx, mut signals) = mpsc::channel::<AgentSignal>(256);
+            let server = crate::widget::serve(wcfg, hub.clone(), signals_tx).await?;
+            let forward = tx.clone();
+            tokio::spawn(async move {
+                while let Some(signal) = signals.recv().await {
+                    if forward.send(Msg::Agent(agent_event(signal))).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tracing::info!(url = %server.url, "agent widget listening");
+            Some((hub, server))
+        } else {
+            None
+        };
+        let feed = widget.as_ref().map(|(hub, _)| Arc::new(hub.clone()) as Arc<dyn LiveFeed>);
+        let delivery = Delivery::new(push, &config.delivery.attributes_prefix, feed);
         let socket = SocketConfig {
             ping_after: Duration::from_millis(g.ping_after_ms),
             pong_timeout: Duration::from_millis(g.pong_timeout_ms),
@@ -232,11 +272,15 @@ impl Runtime {
             delivery,
             pushes: JoinSet::new(),
             ledger,
+            widget,
             audit,
             token,
             run_id,
             last_tick: Instant::now(),
         };
+        if let Some(url) = rt.widget_url() {
+            rt.audit.json(serde_json::json!({ "event": "widget", "url": url }));
+        }
         if rt.ledger.is_some() {
             let effects = rt.engine.restore(restored, Instant::now());
             for e in effects {
@@ -274,6 +318,12 @@ impl Runtime {
 
     /// Gives a message to the engine and carries out its effects.
     pub fn handle(&mut self, msg: Msg) {
+        // Who is on a call decides who may open its widget page.
+        if let (Msg::Stream(StreamEvent::Participants { conversation_id, participants }), Some((hub, _))) =
+            (&msg, &self.widget)
+        {
+            hub.publish(FeedEvent::participants(conversation_id, participants));
+        }
         let effects = self.engine.handle(msg, Instant::now());
         for e in effects {
             self.run(e);
@@ -312,8 +362,25 @@ impl Runtime {
             }
             Effect::Deliver(req) => self.delivery.deliver(req, &mut self.pushes, &self.tx),
             Effect::Unfollow { conversation_id } => self.stream.unfollow(&conversation_id),
-            Effect::Record(r) => self.audit.record(r),
+            Effect::Record(r) => {
+                if let (crate::engine::Record::ConversationEnded { conversation_id }, Some((hub, _))) =
+                    (&r, &self.widget)
+                {
+                    hub.publish(FeedEvent::Ended { conversation_id: conversation_id.clone() });
+                }
+                self.audit.record(r);
+            }
         }
+    }
+
+    /// The agent widget's address, when it is served.
+    pub fn widget_url(&self) -> Option<&str> {
+        self.widget.as_ref().map(|(_, s)| s.url.as_str())
+    }
+
+    /// The agent widget page of one call, when the widget is served.
+    pub fn widget_page(&self, conversation_id: &str) -> Option<String> {
+        self.widget.as_ref().map(|(_, s)| s.page_url(conversation_id))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -374,6 +441,9 @@ impl Runtime {
         self.forwarder.abort();
         if let Some(l) = self.ledger.take() {
             l.close();
+        }
+        if let Some((_, server)) = self.widget.take() {
+            server.stop().await;
         }
         if let Err(e) = self.audit.close() {
             tracing::error!(error = %e, "audit log could not be flushed");

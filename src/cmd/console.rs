@@ -33,6 +33,7 @@ pub fn config(args: &ConsoleArgs, file: Option<&Path>, paths: &AppPaths) -> Resu
     if let Some(i) = args.source.index {
         c.kb.index = i;
     }
+    args.widget.apply(&mut c.widget)?;
     c.validate()?;
     Ok(c)
 }

@@ -12,6 +12,7 @@ use color_eyre::eyre::Result;
 
 use crate::cli::DemoArgs;
 use crate::config::Config;
+use crate::domain::Sink;
 use crate::net::Secret;
 use crate::paths::AppPaths;
 use crate::sim::{self, SimConfig};
@@ -51,6 +52,12 @@ pub fn run(args: &DemoArgs, file: Option<&Path>, paths: &AppPaths) -> Result<Exi
         if let Some(i) = args.source.index {
             config.kb.index = i;
         }
+        // The agent's view in a browser beside the console, plus the
+        // webhook the simulator records; the widget stays on loopback, so
+        // it needs no sign-in.
+        config.delivery.sinks = vec![Sink::Widget, Sink::Webhook];
+        config.widget.auth = crate::widget::AuthMode::None;
+        args.widget.apply(&mut config.widget)?;
         config.validate()?;
         let url = sim.base_url.clone();
         let outcome = crate::app::dashboard(&config, paths, Some(url)).await;

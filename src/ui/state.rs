@@ -104,6 +104,8 @@ pub struct StatusInfo {
     pub queue_depth: usize,
     /// The simulator's address, in the demo.
     pub sim_url: Option<String>,
+    /// The agent widget's address, when it is served.
+    pub widget_url: Option<String>,
 }
 
 /// The console's own state.

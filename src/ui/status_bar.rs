@@ -116,6 +116,9 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
                 ));
                 spans.push(Span::raw(format!(" {label} ")));
             }
+            if let Some(url) = &v.status.widget_url {
+                spans.push(Span::styled(format!(" widget {url}"), theme::dim()));
+            }
             if let Some(url) = &v.status.sim_url {
                 spans.push(Span::styled(format!(" sim {url}"), theme::dim()));
             }

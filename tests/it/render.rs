@@ -144,6 +144,7 @@ fn status() -> StatusInfo {
         wall_now: wall,
         queue_depth: 0,
         sim_url: Some("http://127.0.0.1:40000".into()),
+        widget_url: None,
     }
 }
 
