@@ -114,6 +114,12 @@ impl Runtime {
                 .await
                 .map_err(|e| KbError::Index(format!("index loader stopped: {e}")))??;
         tracing::info!(articles = report.articles, chunks = report.chunks, "knowledge base ready");
+        // Target precisions become score thresholds when the KB is calibrated.
+        let mut policy = config.policy.clone();
+        if let Some(c) = &retriever.calibration {
+            let notes = policy.apply_precision_targets(|p| c.threshold_for(p));
+            tracing::info!(?notes, "thresholds from the calibration");
+        }
         let catalog = Arc::new(retriever.kb.articles.clone());
         let (tx, rx) = mpsc::channel(CHANNEL);
         let kb = spawn_worker(retriever, tx.clone());
@@ -163,7 +169,7 @@ impl Runtime {
             .map_err(|source| RuntimeError::Audit { path: audit_path.clone(), source })?;
         tracing::info!(run_id, audit = %audit_path.display(), dialect = %endpoint.dialect, "runtime started");
         Ok(Self {
-            engine: Engine::new(config.policy.clone(), &run_id),
+            engine: Engine::new(policy, &run_id),
             tx,
             rx,
             kb,
