@@ -11,8 +11,8 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::abstention::{self, Abstention, Scored};
-use super::rank::{self, Signals};
-use super::store::{Ranked, Retriever};
+use super::rank;
+use super::store::Retriever;
 use super::{KbError, Location};
 
 /// One line of a queries file. An empty `expected` marks a query nothing in
@@ -78,21 +78,6 @@ pub struct EvalReport {
     /// Every query's scores, with `--per-query`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_query: Vec<QueryScore>,
-}
-
-/// The signals of a ranking for the decision score of its top hit.
-pub fn signals(r: &Ranked) -> Signals {
-    let mean = |n: usize| {
-        let top = &r.top_chunks[..r.top_chunks.len().min(n)];
-        if top.is_empty() { 0.0 } else { top.iter().sum::<f32>() / top.len() as f32 }
-    };
-    Signals {
-        runner_up: r.hits.get(1).map_or(0.0, |h| h.score),
-        density: mean(5),
-        density3: mean(3),
-        density10: mean(10),
-        bm25n: r.bm25n,
-    }
 }
 
 /// Reads a JSON Lines queries file; errors name the line.
@@ -165,9 +150,10 @@ pub fn evaluate(
                 }),
             }
         }
-        let sig = signals(&ranked);
+        let sig = ranked.signals;
         let top_score = hits.first().map_or(-1.0, |h| h.score);
-        for (i, (name, v)) in rank::decision_candidates(top_score, &sig).into_iter().enumerate() {
+        let cosine = hits.first().map_or(-1.0, |h| h.dense.unwrap_or(h.score));
+        for (i, (name, v)) in rank::decision_candidates(cosine, &sig).into_iter().enumerate() {
             if candidates.len() <= i {
                 candidates.push((name.to_string(), Vec::new()));
             }
@@ -178,10 +164,10 @@ pub fn evaluate(
             answerable,
             correct: rank == Some(0),
             top: hits.first().map(|h| h.article_id.clone()),
-            score: rank::decision(top_score, &sig),
+            score: top_score,
             dense: hits.first().map(|h| h.dense.unwrap_or(h.score)),
             bm25n: sig.bm25n,
-            margin: top_score - sig.runner_up,
+            margin: cosine - sig.runner_up,
             density: sig.density,
         });
     }

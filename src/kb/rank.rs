@@ -24,8 +24,10 @@ pub enum Fusion {
 }
 
 impl Default for Fusion {
+    /// Reciprocal-rank fusion: the best top-1 on the development set
+    /// (0.903 against 0.894 for the best weighted fusion, 0.884 dense only).
     fn default() -> Self {
-        Self::Weighted { weight: DEFAULT_WEIGHT }
+        Self::Rrf { k: 60.0 }
     }
 }
 
@@ -191,10 +193,15 @@ pub fn decision_candidates(score: f32, s: &Signals) -> [(&'static str, f32); 9] 
     ]
 }
 
-/// The decision score a hit is thresholded on: chosen among
-/// [`decision_candidates`] by AUROC on the development set.
-pub fn decision(score: f32, _s: &Signals) -> f32 {
-    score
+/// The decision score a hit is thresholded on, chosen among
+/// [`decision_candidates`] by AUROC on the development set: the density of
+/// the query's neighbourhood (mean cosine of the best ten chunks) plus a
+/// tenth of the BM25 agreement (0.977 against 0.962 for the top cosine;
+/// the margin to the runner-up is useless when many records answer alike,
+/// 0.50). A hit whose own cosine `dense` is below the top hit's (`top`)
+/// loses the difference, so lower-ranked hits score lower.
+pub fn decision(dense: f32, top: f32, s: &Signals) -> f32 {
+    (s.density10 + 0.1 * s.bm25n - (top - dense).max(0.0)).clamp(-1.0, 1.0)
 }
 
 /// Why a hybrid hit ranks where it does: its cosine, BM25 score and the

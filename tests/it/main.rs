@@ -16,4 +16,5 @@ mod net_push;
 mod net_stream;
 mod pipeline;
 mod render;
+mod retrieval;
 mod tui;

@@ -3,25 +3,30 @@
 //! one hit per article with what explains it, plus the query-level signals
 //! the decision score is made from.
 
-use serde::Serialize;
-
 use super::KnowledgeBase;
 use crate::kb::bm25::Bm25;
 use crate::kb::chunk::Chunk;
-use crate::kb::rank::{self, ChunkScore};
+use crate::kb::rank::{self, ChunkScore, Signals};
 use crate::kb::{Hit, KbError};
 
 /// Dense chunk cosines kept as query-level signals.
 pub const SIGNAL_CHUNKS: usize = 10;
 
 /// A search's hits and the signals about the query as a whole.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Ranked {
     pub hits: Vec<Hit>,
-    /// The best chunk cosines, best first (at most [`SIGNAL_CHUNKS`]).
-    pub top_chunks: Vec<f32>,
-    /// The best hit's BM25 share of the query's term weight, 0..=1.
-    pub bm25n: f32,
+    pub signals: Signals,
+}
+
+/// Query-level signals from the best chunk cosines (best first) and the best
+/// hit's BM25 share.
+pub fn signals(top_chunks: &[f32], runner_up: f32, bm25n: f32) -> Signals {
+    let mean = |n: usize| {
+        let top = &top_chunks[..top_chunks.len().min(n)];
+        if top.is_empty() { 0.0 } else { top.iter().sum::<f32>() / top.len() as f32 }
+    };
+    Signals { runner_up, density: mean(5), density3: mean(3), density10: mean(SIGNAL_CHUNKS), bm25n }
 }
 
 /// The BM25 index over the chunks' embedded texts.
@@ -103,7 +108,22 @@ impl KnowledgeBase {
                 probability: None,
             });
         }
-        let top_chunks = dense.iter().take(SIGNAL_CHUNKS).map(|c| c.score).collect();
-        Ok(Ranked { hits, top_chunks, bm25n: candidates.first().map_or(0.0, |c| c.bm25n) })
+        let top_chunks: Vec<f32> = dense.iter().take(SIGNAL_CHUNKS).map(|c| c.score).collect();
+        let runner_up = candidates.get(1).map_or(0.0, |c| c.dense);
+        let signals = signals(&top_chunks, runner_up, candidates.first().map_or(0.0, |c| c.bm25n));
+        if self.fusion != rank::Fusion::Dense {
+            // Hybrid hits are thresholded on the decision score, never
+            // rising down the list; `dense` keeps the cosine.
+            // Measured against the top hit's own cosine, so the top hit's
+            // decision score is exactly the query's.
+            let best = hits.first().and_then(|h| h.dense).unwrap_or(0.0);
+            let mut ceiling = f32::INFINITY;
+            for h in &mut hits {
+                let d = rank::decision(h.dense.unwrap_or(h.score), best, &signals).min(ceiling);
+                h.score = d;
+                ceiling = d;
+            }
+        }
+        Ok(Ranked { hits, signals })
     }
 }
