@@ -63,6 +63,7 @@ fn hybrid_hits_explain_themselves_and_exact_codes_count() {
     );
     let (mut r, _) =
         Retriever::open(&kb_options(vec![dir], IndexKind::Flat), &paths, &mut no_progress).unwrap();
+    r.kb.fusion = Fusion::Rrf { k: 60.0 };
     let hits = r.query("the hub shows E4107", 3).unwrap();
     assert_eq!(hits[0].article_id, "e4107");
     assert!(hits[0].dense.is_some() && hits[0].bm25.unwrap() > 0.0);
