@@ -182,6 +182,10 @@ pub struct KbSource {
     /// Index type: `flat` (exact) or `hnsw` (approximate, for large KBs).
     #[arg(long = "index", value_name = "KIND")]
     pub index: Option<IndexKind>,
+    /// How BM25 is fused with the dense ranking: `dense` (cosine only),
+    /// `rrf[:k]` or `weighted[:w]`. Default: the measured best.
+    #[arg(long = "fusion", value_name = "FUSION")]
+    pub fusion: Option<crate::kb::rank::Fusion>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +225,28 @@ pub enum KbCommand {
         /// Rank cut-off for recall@k and MRR@k.
         #[arg(short = 'k', default_value_t = 3)]
         k: usize,
+        /// Include every query's scores in the JSON report.
+        #[arg(long)]
+        per_query: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fit a map from the decision score to the probability that the top
+    /// article is right, on a labelled query set (lines with `"expected": []`
+    /// are queries nothing answers); store it with the index and print the
+    /// thresholds reaching given precisions.
+    Calibrate {
+        /// The labelled queries file.
+        #[arg(long, value_name = "FILE")]
+        queries: PathBuf,
+        #[command(flatten)]
+        source: KbSource,
+        /// Precisions to print thresholds for.
+        #[arg(long, value_delimiter = ',', default_values_t = [0.8, 0.9, 0.95, 0.97])]
+        precision: Vec<f64>,
+        /// Also write the calibration to this file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },

@@ -249,16 +249,30 @@ impl PushOutcome {
 }
 
 /// One article matched by a search, with its best chunk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hit {
     pub article_id: String,
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Cosine similarity of the best chunk, in -1..=1.
+    /// The score thresholds apply to, in -1..=1: the cosine similarity of
+    /// the best chunk, or the hybrid score when BM25 is fused in.
     pub score: f32,
     /// Which chunk of the article matched best.
     pub chunk: u32,
     /// That chunk's text (without the title prefix).
     pub text: String,
+    /// Explanation of a hybrid hit: the best chunk's cosine ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense: Option<f32>,
+    /// ... its BM25 score ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bm25: Option<f32>,
+    /// ... and the query terms it contains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<String>,
+    /// Calibrated probability that this is the right article, when the KB
+    /// has a calibration (`kb calibrate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f32>,
 }

@@ -13,11 +13,15 @@
 //! Embedding and FAISS calls are blocking and CPU-bound; the runtime keeps
 //! them on their own thread.
 
+pub mod abstention;
+pub mod bm25;
+pub mod calibration;
 pub mod chunk;
 pub mod embed;
 pub mod eval;
 pub mod genesys;
 pub mod index;
+pub mod rank;
 pub mod source;
 pub mod store;
 pub mod worker;

@@ -179,6 +179,12 @@ impl Runtime {
                 .await
                 .map_err(|e| KbError::Index(format!("index loader stopped: {e}")))??;
         tracing::info!(articles = report.articles, chunks = report.chunks, "knowledge base ready");
+        // Target precisions become score thresholds when the KB is calibrated.
+        let mut policy = config.policy.clone();
+        if let Some(c) = &retriever.calibration {
+            let notes = policy.apply_precision_targets(|p| c.threshold_for(p));
+            tracing::info!(?notes, "thresholds from the calibration");
+        }
         let catalog = Arc::new(retriever.kb.articles.clone());
         let (tx, rx) = mpsc::channel(CHANNEL);
         let answers = tx.clone();
@@ -249,7 +255,7 @@ impl Runtime {
         let audit = spawn_audit(&audit_path, opts.headless_out)
             .map_err(|source| RuntimeError::Audit { path: audit_path.clone(), source })?;
         tracing::info!(run_id, audit = %audit_path.display(), dialect = %endpoint.dialect, "runtime started");
-        let mut engine = Engine::new(config.policy.clone(), &run_id);
+        let mut engine = Engine::new(policy, &run_id);
         engine.set_sinks(&config.delivery.sinks);
         engine.set_clock(Instant::now(), unix_ms(SystemTime::now()));
         let (ledger, restored) = match ledger {

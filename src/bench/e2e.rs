@@ -83,6 +83,8 @@ pub fn bench_config(base: &str, queue: &str, dialect: Dialect) -> Config {
     p.mode = Mode::Auto;
     p.debounce = Duration::ZERO;
     (p.show, p.push, p.auto) = (-1.0, -1.0, -1.0);
+    // Raw thresholds, not the calibrated ones: every search must push.
+    (p.push_precision, p.auto_precision) = (0.0, 0.0);
     p.top_k = 1;
     p.cooldown = Duration::ZERO;
     p.max_pushes_per_minute = u32::MAX;

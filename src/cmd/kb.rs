@@ -13,6 +13,8 @@ use color_eyre::eyre::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+mod calibrate;
+
 use crate::cli::{KbCommand, KbSource};
 use crate::kb::eval::{self, EvalReport};
 use crate::kb::store::{self, BuildProgress};
@@ -33,24 +35,45 @@ pub fn run(cmd: KbCommand, config_file: Option<&Path>, paths: &AppPaths) -> Resu
             }
             let opts = options(&source, paths)?;
             let (mut r, _) = open(&opts, paths, json)?;
+            set_fusion(&mut r, &source);
             let t = Instant::now();
             let hits = r.query(&text, k)?;
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             print_hits(&text, k, &hits, ms, json);
         }
-        KbCommand::Eval { queries, source, k, json } => {
+        KbCommand::Eval { queries, source, k, per_query, json } => {
             let labelled = eval::load_queries(&queries)?;
             let opts = options(&source, paths)?;
             let (mut r, _) = open(&opts, paths, json)?;
-            let report = eval::evaluate(&mut r, &labelled, k)?;
+            set_fusion(&mut r, &source);
+            let mut report = eval::evaluate(&mut r, &labelled, k)?;
+            if !per_query {
+                report.per_query.clear();
+            }
             print_eval(&report, json);
         }
         KbCommand::Sync(crate::cli::SyncCommand::Genesys(args)) => {
             return sync::genesys(&args, config_file, paths);
         }
+        KbCommand::Calibrate { queries, source, precision, out, json } => {
+            let labelled = eval::load_queries(&queries)?;
+            let opts = options(&source, paths)?;
+            let (mut r, _) = open(&opts, paths, json)?;
+            set_fusion(&mut r, &source);
+            calibrate::run(&mut r, &labelled, &precision, out.as_deref(), json)?;
+        }
         KbCommand::Stats { source, json } => stats(&options(&source, paths)?, paths, json)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies `--fusion` when given (the KB's default otherwise); a
+/// calibration fitted for another fusion no longer applies.
+fn set_fusion(r: &mut Retriever, source: &KbSource) {
+    if let Some(f) = source.fusion {
+        r.kb.fusion = f;
+        r.calibration = crate::kb::calibration::for_kb(&r.kb);
+    }
 }
 
 /// The KB options from the command line; the sample KB when none is given.
@@ -122,6 +145,9 @@ fn print_hits(query: &str, k: usize, hits: &[Hit], ms: f64, json: bool) {
     }
     for (i, h) in hits.iter().enumerate() {
         println!("{:>2}. {:.3}  {:<24} {}", i + 1, h.score, h.article_id, h.title);
+        if let Some(why) = crate::kb::rank::explain(h) {
+            println!("      {why}");
+        }
         println!("      {}", excerpt(&h.text, 110));
     }
     println!("({ms:.1} ms)");
@@ -142,7 +168,8 @@ fn print_eval(r: &EvalReport, json: bool) {
         println!("{}", serde_json::to_string(r).unwrap_or_default());
         return;
     }
-    println!("queries        {}", r.queries);
+    println!("queries        {} ({} answerable)", r.queries, r.answerable);
+    println!("fusion         {:?}", r.fusion);
     println!("top-1 accuracy {:.3}", r.top1);
     println!("recall@{:<7} {:.3}", r.k, r.recall_at_k);
     println!("MRR@{:<10} {:.3}", r.k, r.mrr_at_k);
@@ -150,6 +177,24 @@ fn print_eval(r: &EvalReport, json: bool) {
         "latency ms     p50 {:.2}  p99 {:.2}  max {:.2}",
         r.latency_ms.p50, r.latency_ms.p99, r.latency_ms.max
     );
+    if let Some(a) = &r.abstention {
+        println!(
+            "abstention     AUROC {:.4} ({} answerable, {} unanswerable)",
+            a.auroc, a.answerable, a.unanswerable
+        );
+        for p in &a.at {
+            println!(
+                "  at {:>4.1}% out-of-scope pushed: threshold {:.3}, {:.1}% answerable pushed, precision {:.3}",
+                p.oos_push_rate * 100.0,
+                p.threshold,
+                p.answerable_pushed * 100.0,
+                p.precision
+            );
+        }
+        for (name, auc) in &a.candidates {
+            println!("  candidate {name:<14} AUROC {auc:.4}");
+        }
+    }
     if !r.unknown_ids.is_empty() {
         println!("unknown expected ids: {}", r.unknown_ids.join(", "));
     }

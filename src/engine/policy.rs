@@ -79,6 +79,12 @@ pub struct Policy {
     pub push: f32,
     /// Lowest score sent without the operator in auto mode.
     pub auto: f32,
+    /// Target precision of pushes (0 = off): when the KB is calibrated
+    /// (`kb calibrate`), `push` becomes at start the lowest score at least
+    /// this likely to be right.
+    pub push_precision: f32,
+    /// The same for `auto`.
+    pub auto_precision: f32,
     pub top_k: usize,
     /// Final customer utterances in the query.
     pub window: usize,
@@ -111,6 +117,8 @@ impl Default for Policy {
             show: 0.35,
             push: 0.45,
             auto: 0.50,
+            push_precision: 0.9,
+            auto_precision: 0.97,
             top_k: 3,
             window: 2,
             window_max_words: 180,
@@ -149,11 +157,37 @@ const DEBOUNCE_STEP_MS: u64 = 100;
 const MAX_DEBOUNCE_MS: u64 = 10_000;
 
 impl Policy {
+    /// Replaces `push` and `auto` by the thresholds reaching their target
+    /// precisions, given a function from precision to score (a
+    /// calibration); a target that is off or unreachable leaves the raw
+    /// threshold. Returns what changed, for the log.
+    pub fn apply_precision_targets(&mut self, threshold_for: impl Fn(f64) -> Option<f32>) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (name, target, slot) in
+            [("push", self.push_precision, &mut self.push), ("auto", self.auto_precision, &mut self.auto)]
+        {
+            if target <= 0.0 {
+                continue;
+            }
+            if let Some(t) = threshold_for(f64::from(target)).filter(|t| t.is_finite()) {
+                let t = t.clamp(-1.0, 1.0);
+                notes.push(format!("{name} {:.3} (precision {target})", t));
+                *slot = t;
+            }
+        }
+        notes
+    }
+
     /// Checks the policy is usable; names the first bad setting.
     pub fn validate(&self) -> Result<(), String> {
         for (name, v) in [("show", self.show), ("push", self.push), ("auto", self.auto)] {
             if !(v.is_finite() && (-1.0..=1.0).contains(&v)) {
                 return Err(format!("`{name}` must be a score between -1 and 1, not {v}"));
+            }
+        }
+        for (name, v) in [("push_precision", self.push_precision), ("auto_precision", self.auto_precision)] {
+            if !(v.is_finite() && (0.0..1.0).contains(&v)) {
+                return Err(format!("`{name}` must be a precision from 0 (off) to below 1, not {v}"));
             }
         }
         if !(1..=MAX_TOP_K).contains(&self.top_k) {

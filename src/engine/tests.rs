@@ -45,6 +45,7 @@ fn hit(id: &str, score: f32) -> Hit {
         score,
         chunk: 0,
         text: format!("text of {id}"),
+        ..Hit::default()
     }
 }
 

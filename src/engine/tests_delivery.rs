@@ -44,6 +44,7 @@ fn hit(id: &str, score: f32) -> Hit {
         score,
         chunk: 0,
         text: format!("about {id}"),
+        ..Hit::default()
     }
 }
 

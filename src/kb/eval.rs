@@ -1,6 +1,8 @@
 //! Retrieval evaluation on a labelled query set: top-1 accuracy, recall@k,
-//! MRR@k, and single-query latency measured the way the live path runs
-//! (each query embedded and searched alone).
+//! MRR@k (over the answerable queries), abstention (how well the decision
+//! score tells answerable queries from `"expected": []` ones), and
+//! single-query latency measured the way the live path runs (each query
+//! embedded and searched alone).
 
 use std::path::Path;
 use std::time::Instant;
@@ -8,14 +10,34 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::abstention::{self, Abstention, Scored};
+use super::rank;
 use super::store::Retriever;
 use super::{KbError, Location};
 
-/// One line of a queries file.
+/// One line of a queries file. An empty `expected` marks a query nothing in
+/// the KB answers: the right behaviour is to suggest nothing.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LabelledQuery {
     pub query: String,
     pub expected: Vec<String>,
+}
+
+/// One query's outcome, for `--per-query` and for calibration.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryScore {
+    pub query: String,
+    pub answerable: bool,
+    /// The top article is one of the expected ones.
+    pub correct: bool,
+    pub top: Option<String>,
+    /// The decision score (what thresholds apply to).
+    pub score: f32,
+    /// The top hit's cosine, and its BM25 share of the query's term weight.
+    pub dense: Option<f32>,
+    pub bm25n: f32,
+    pub margin: f32,
+    pub density: f32,
 }
 
 /// A query whose expected articles were not in the top k.
@@ -38,7 +60,11 @@ pub struct LatencyMs {
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
     pub queries: usize,
+    /// Queries with expected articles; top-1, recall and MRR are over these.
+    pub answerable: usize,
     pub k: usize,
+    /// How dense and BM25 rankings were fused.
+    pub fusion: rank::Fusion,
     pub top1: f64,
     pub recall_at_k: f64,
     pub mrr_at_k: f64,
@@ -46,6 +72,12 @@ pub struct EvalReport {
     /// Expected ids that are not in the knowledge base (labelling mistakes).
     pub unknown_ids: Vec<String>,
     pub misses: Vec<Miss>,
+    /// Present when the set has unanswerable queries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abstention: Option<Abstention>,
+    /// Every query's scores, with `--per-query`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_query: Vec<QueryScore>,
 }
 
 /// Reads a JSON Lines queries file; errors name the line.
@@ -87,6 +119,8 @@ pub fn evaluate(
     let (mut top1, mut found, mut rr) = (0usize, 0usize, 0f64);
     let mut misses = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
+    let mut per_query = Vec::with_capacity(queries.len());
+    let mut candidates: Vec<(String, Vec<f32>)> = Vec::new();
     for q in queries {
         for id in &q.expected {
             if retriever.kb.article(id).is_none() && !unknown.contains(id) {
@@ -94,30 +128,61 @@ pub fn evaluate(
             }
         }
         let t = Instant::now();
-        let hits = retriever.query(&q.query, k)?;
+        let ranked = retriever.query_ranked(&q.query, k)?;
         let micros = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
         hist.saturating_record(micros);
+        let hits = &ranked.hits;
+        let answerable = !q.expected.is_empty();
         let rank = hits.iter().position(|h| q.expected.contains(&h.article_id));
-        match rank {
-            Some(r) => {
-                found += 1;
-                rr += 1.0 / (r + 1) as f64;
-                if r == 0 {
-                    top1 += 1;
+        if answerable {
+            match rank {
+                Some(r) => {
+                    found += 1;
+                    rr += 1.0 / (r + 1) as f64;
+                    if r == 0 {
+                        top1 += 1;
+                    }
                 }
+                None => misses.push(Miss {
+                    query: q.query.clone(),
+                    expected: q.expected.clone(),
+                    got: hits.iter().map(|h| h.article_id.clone()).collect(),
+                }),
             }
-            None => misses.push(Miss {
-                query: q.query.clone(),
-                expected: q.expected.clone(),
-                got: hits.iter().map(|h| h.article_id.clone()).collect(),
-            }),
         }
+        let sig = ranked.signals;
+        let top_score = hits.first().map_or(-1.0, |h| h.score);
+        let cosine = hits.first().map_or(-1.0, |h| h.dense.unwrap_or(h.score));
+        for (i, (name, v)) in rank::decision_candidates(cosine, &sig).into_iter().enumerate() {
+            if candidates.len() <= i {
+                candidates.push((name.to_string(), Vec::new()));
+            }
+            candidates[i].1.push(v);
+        }
+        per_query.push(QueryScore {
+            query: q.query.clone(),
+            answerable,
+            correct: rank == Some(0),
+            top: hits.first().map(|h| h.article_id.clone()),
+            score: top_score,
+            dense: hits.first().map(|h| h.dense.unwrap_or(h.score)),
+            bm25n: sig.bm25n,
+            margin: cosine - sig.runner_up,
+            density: sig.density,
+        });
     }
-    let n = queries.len() as f64;
+    let answerable = queries.iter().filter(|q| !q.expected.is_empty()).count();
+    let n = answerable.max(1) as f64;
     let ms = |v: u64| v as f64 / 1000.0;
+    let scored: Vec<Scored> = per_query
+        .iter()
+        .map(|p| Scored { score: p.score, answerable: p.answerable, correct: p.correct })
+        .collect();
     Ok(EvalReport {
         queries: queries.len(),
+        answerable,
         k,
+        fusion: retriever.kb.fusion,
         top1: top1 as f64 / n,
         recall_at_k: found as f64 / n,
         mrr_at_k: rr / n,
@@ -128,5 +193,7 @@ pub fn evaluate(
         },
         unknown_ids: unknown,
         misses,
+        abstention: abstention::abstention(&scored, &candidates),
+        per_query,
     })
 }

@@ -15,6 +15,8 @@ mod html;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Article {
     pub id: String,
+    /// Empty for a record without a title: it is embedded as its text alone,
+    /// and shown under its id.
     pub title: String,
     pub tags: Vec<String>,
     pub url: Option<String>,
@@ -268,7 +270,7 @@ impl Record {
         }
         let title = self.title.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
         Ok(Article {
-            title: title.unwrap_or_else(|| id.clone()),
+            title: title.unwrap_or_default(),
             id,
             tags: self.tags.into_vec(),
             url: self.url.filter(|u| !u.trim().is_empty()),
@@ -382,7 +384,7 @@ mod tests {
         let text = "{\"id\": 1, \"content\": \"c1\", \"tags\": [\"t\"]}\n\n{\"id\": \"b\", \"title\": \"B\", \"content\": \"c2\"}\n";
         parse_jsonl(Path::new("r.jsonl"), text, &mut out).unwrap();
         assert_eq!(out.len(), 2);
-        assert_eq!((out[0].id.as_str(), out[0].title.as_str()), ("1", "1"));
+        assert_eq!((out[0].id.as_str(), out[0].title.as_str()), ("1", ""), "untitled stays untitled");
         assert_eq!(out[1].origin.line, 3);
         let err =
             parse_jsonl(Path::new("r.jsonl"), "{\"id\":1,\"content\":\"x\"}\n{oops\n", &mut out).unwrap_err();
@@ -399,7 +401,7 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].content, "first, with comma");
         assert_eq!(out[0].tags, vec!["x", "y"]);
-        assert_eq!((out[1].title.as_str(), out[1].origin.line), ("b", 3));
+        assert_eq!((out[1].title.as_str(), out[1].origin.line), ("", 3));
         let err = parse_csv(Path::new("r.csv"), "id,body\na,b\n", &mut out).unwrap_err();
         assert!(err.to_string().contains("no `content` column"), "{err}");
     }

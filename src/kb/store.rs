@@ -6,22 +6,29 @@
 //! rebuild, never a wrong answer: the cache is derived data. Writes go to a
 //! temporary directory that replaces the old one only when complete.
 
+mod hybrid;
+
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use hybrid::Ranked;
+
+use super::bm25::Bm25;
+use super::calibration::{self, Calibration};
 use super::chunk::{self, Chunk};
 use super::embed::cache::{CacheUse, EmbeddingCache, embed_cached};
 use super::embed::{self, FastEmbedder, ModelSpec};
 use super::index::{FaissIndex, HnswParams, IndexKind};
+use super::rank::Fusion;
 use super::source::{self, Article};
 use super::{Embedder, Hit, KbError, VectorIndex};
 use crate::paths::AppPaths;
 
 /// Bumped whenever chunking or the on-disk layout changes, so old caches rebuild.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// What to build or load.
 #[derive(Debug, Clone)]
@@ -105,9 +112,17 @@ pub struct KnowledgeBase {
     pub chunks: Vec<Chunk>,
     pub manifest: Manifest,
     pub dir: PathBuf,
+    /// How dense and BM25 rankings are fused in [`KnowledgeBase::search_text`].
+    pub fusion: Fusion,
     index: Box<dyn VectorIndex>,
+    /// BM25 over the same chunks, rebuilt at load (milliseconds).
+    bm25: Bm25,
     /// Per article, the index of its first passage chunk.
     first_passage: Vec<usize>,
+}
+
+fn titles(articles: &[StoredArticle]) -> Vec<&str> {
+    articles.iter().map(|a| a.title.as_str()).collect()
 }
 
 /// Per article, the index of its first passage chunk (chunks are in article order).
@@ -262,12 +277,15 @@ fn try_load(dir: &Path, expected: &Manifest, opts: &KbOptions) -> Result<Knowled
         return Err(corrupt("chunk metadata points past the article list".into()));
     }
     let first_passage = first_passages(meta.articles.len(), &meta.chunks);
+    let bm25 = hybrid::lexical_index(&titles(&meta.articles), &meta.chunks);
     Ok(KnowledgeBase {
         articles: meta.articles,
         chunks: meta.chunks,
         manifest: m,
         dir: dir.to_path_buf(),
+        fusion: Fusion::default(),
         index: Box::new(index),
+        bm25,
         first_passage,
     })
 }
@@ -297,12 +315,15 @@ fn build(
     manifest.build_seconds = started.elapsed().as_secs_f64();
     let articles: Vec<StoredArticle> = articles.into_iter().map(stored).collect();
     let first_passage = first_passages(articles.len(), &chunks);
+    let bm25 = hybrid::lexical_index(&titles(&articles), &chunks);
     let kb = KnowledgeBase {
         articles,
         chunks,
         manifest,
         dir: dir.to_path_buf(),
+        fusion: Fusion::default(),
         index: Box::new(index),
+        bm25,
         first_passage,
     };
     if let Err(e) = save(&kb, dir) {
@@ -361,8 +382,11 @@ fn chunk_reusing(
     out
 }
 
+/// An untitled record is shown under its id, as before (its chunks know
+/// they are untitled, so the id is never embedded).
 fn stored(a: Article) -> StoredArticle {
-    StoredArticle { id: a.id, title: a.title, url: a.url, tags: a.tags, content: a.content }
+    let title = if a.title.trim().is_empty() { a.id.clone() } else { a.title };
+    StoredArticle { id: a.id, title, url: a.url, tags: a.tags, content: a.content }
 }
 
 fn save(kb: &KnowledgeBase, dir: &Path) -> Result<(), KbError> {
@@ -436,6 +460,7 @@ impl KnowledgeBase {
                 score,
                 chunk: passage.ordinal,
                 text: passage.text.clone(),
+                ..Hit::default()
             });
             if hits.len() == k {
                 break;
@@ -458,6 +483,8 @@ impl KnowledgeBase {
 pub struct Retriever {
     pub kb: KnowledgeBase,
     pub embedder: Box<dyn Embedder>,
+    /// Maps scores to probabilities when the KB has been calibrated.
+    pub calibration: Option<Calibration>,
 }
 
 impl Retriever {
@@ -469,7 +496,17 @@ impl Retriever {
     ) -> Result<(Self, BuildReport), KbError> {
         let mut embedder = FastEmbedder::load(&opts.model)?;
         let (kb, report) = open(opts, paths, &mut embedder, progress)?;
-        Ok((Self { kb, embedder: Box::new(embedder) }, report))
+        let calibration = calibration::for_kb(&kb);
+        Ok((Self { kb, embedder: Box::new(embedder), calibration }, report))
+    }
+
+    /// Sets each hit's probability from the calibration, if there is one.
+    fn calibrate(&self, hits: &mut [Hit]) {
+        if let Some(c) = &self.calibration {
+            for h in hits {
+                h.probability = Some(c.probability(h.score));
+            }
+        }
     }
 
     /// Embeds several queries in one batch (sorted by length, so padding
@@ -490,18 +527,27 @@ impl Retriever {
                     return Err(KbError::EmptyQuery);
                 }
                 let v = next.next().ok_or_else(|| KbError::Embed("batch returned too few vectors".into()))?;
-                self.kb.search(v, *k)
+                let mut hits = self.kb.search_text(q.trim(), v, *k)?.hits;
+                self.calibrate(&mut hits);
+                Ok(hits)
             })
             .collect())
     }
 
     /// Embeds one query and searches it.
     pub fn query(&mut self, text: &str, k: usize) -> Result<Vec<Hit>, KbError> {
+        Ok(self.query_ranked(text, k)?.hits)
+    }
+
+    /// Embeds one query and searches it, with the query-level signals.
+    pub fn query_ranked(&mut self, text: &str, k: usize) -> Result<Ranked, KbError> {
         let text = text.trim();
         if text.is_empty() {
             return Err(KbError::EmptyQuery);
         }
         let v = self.embedder.embed_one(text)?;
-        self.kb.search(&v, k)
+        let mut ranked = self.kb.search_text(text, &v, k)?;
+        self.calibrate(&mut ranked.hits);
+        Ok(ranked)
     }
 }

@@ -7,7 +7,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
-use ratatui::text::{Line, Span};
+use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::View;
@@ -120,7 +120,12 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
         .enumerate()
         .map(|(i, r)| {
             let pointer = if i == chosen { "▶ " } else { "  " };
-            let mut spans = vec![Span::raw(pointer), Span::raw(format!("{:.3} ", r.hit.score))];
+            // A calibrated KB says how likely the article is right; else the raw score.
+            let figure = r
+                .hit
+                .probability
+                .map_or_else(|| format!("{:.3} ", r.hit.score), |p| format!("{:>3.0}% likely ", p * 100.0));
+            let mut spans = vec![Span::raw(pointer), Span::raw(figure)];
             spans.extend(bar(r.hit.score, p, bar_width));
             let mut state = state_span(r, p);
             state.content = format!(" {:<11} ", state.content).into();
@@ -134,7 +139,11 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
     frame.render_widget(Paragraph::new(lines), list);
     let row = &rows[chosen];
     let text = row.suggestion.map_or(row.hit.text.as_str(), |s| s.content.as_str());
-    let passage =
-        Paragraph::new(text.to_string()).style(Style::new().fg(Color::Gray)).wrap(Wrap { trim: true });
+    let mut body = Text::styled(text.to_string(), Style::new().fg(Color::Gray));
+    // Why the hit ranks here: cosine, BM25 and the query terms it contains.
+    if let Some(why) = crate::kb::rank::explain(row.hit) {
+        body.lines.insert(0, Line::from(Span::styled(why, theme::dim())));
+    }
+    let passage = Paragraph::new(body).wrap(Wrap { trim: true });
     frame.render_widget(passage, detail);
 }

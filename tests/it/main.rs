@@ -23,6 +23,7 @@ mod pipeline;
 mod props;
 mod render;
 mod restart;
+mod retrieval;
 mod sinks;
 mod tui;
 mod widget;

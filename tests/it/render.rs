@@ -18,7 +18,15 @@ use ratatui::backend::TestBackend;
 use ratatui::layout::Rect;
 
 fn hit(id: &str, title: &str, score: f32, text: &str) -> Hit {
-    Hit { article_id: id.into(), title: title.into(), url: None, score, chunk: 0, text: text.into() }
+    Hit {
+        article_id: id.into(),
+        title: title.into(),
+        url: None,
+        score,
+        chunk: 0,
+        text: text.into(),
+        ..Hit::default()
+    }
 }
 
 fn said(conv: &str, n: u32, speaker: Speaker, text: &str) -> Msg {
