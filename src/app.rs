@@ -86,6 +86,12 @@ pub async fn run(mut rt: Runtime, mut terminal: DefaultTerminal, screen: Screen)
                         rt.handle(Msg::Command(cmd));
                     }
                 }
+                if let Some(id) = ui.open_widget.take() {
+                    ui.widget_link = rt.widget_page(&id);
+                    if let Some(url) = &ui.widget_link {
+                        open_in_browser(url);
+                    }
+                }
                 dirty = true;
                 if ui.quit {
                     break;
@@ -96,6 +102,20 @@ pub async fn run(mut rt: Runtime, mut terminal: DefaultTerminal, screen: Screen)
         }
     }
     Ok(rt)
+}
+
+/// Opens `url` with the desktop's handler when there is one (`xdg-open`);
+/// without one the hint line still shows the link to copy.
+fn open_in_browser(url: &str) {
+    let opened = std::process::Command::new("xdg-open")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(e) = opened {
+        tracing::info!(error = %e, "no browser to open the widget page; its link is on the hint line");
+    }
 }
 
 fn draw(terminal: &mut DefaultTerminal, rt: &Runtime, ui: &UiState, screen: &Screen) -> std::io::Result<()> {

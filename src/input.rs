@@ -234,6 +234,7 @@ pub fn on_action(action: Action, ui: &mut UiState, engine: &Engine) -> Vec<Comma
         }
         Action::Filter => ui.overlay = Overlay::Filter,
         Action::Sort => ui.sort = ui.sort.next(),
+        Action::OpenWidget => ui.open_widget = conv.map(|c| c.id.clone()),
         Action::None => {}
     }
     Vec::new()

@@ -43,6 +43,8 @@ pub enum Action {
     PauseAll,
     Filter,
     Sort,
+    /// Open the selected call's agent-widget page in a browser.
+    OpenWidget,
     /// In config only: remove a default binding.
     None,
 }
@@ -81,6 +83,7 @@ impl Action {
             Self::PauseAll => "pause or resume everything",
             Self::Filter => "filter conversations",
             Self::Sort => "change the conversation sort order",
+            Self::OpenWidget => "open the selected call's agent widget in a browser",
             Self::None => "(unbound)",
         }
     }
@@ -195,7 +198,7 @@ impl KeyChord {
 
 /// The default bindings. Nothing that sends to an agent sits on a chord a
 /// terminal multiplexer uses (`ctrl-b`, `ctrl-a`).
-pub const DEFAULT_KEYS: [(&str, Action); 37] = [
+pub const DEFAULT_KEYS: [(&str, Action); 38] = [
     ("q", Action::Quit),
     ("?", Action::Help),
     ("tab", Action::FocusNext),
@@ -230,6 +233,7 @@ pub const DEFAULT_KEYS: [(&str, Action); 37] = [
     ("P", Action::PauseAll),
     ("/", Action::Filter),
     ("s", Action::Sort),
+    ("w", Action::OpenWidget),
     ("pagedown", Action::Down),
     ("pageup", Action::Up),
     ("f1", Action::Help),

@@ -122,6 +122,10 @@ pub struct UiState {
     pub filter: String,
     pub sort: SortBy,
     pub quit: bool,
+    /// Asked to open this call's agent-widget page (the app loop does).
+    pub open_widget: Option<String>,
+    /// The widget page last opened, shown on the hint line to copy.
+    pub widget_link: Option<String>,
 }
 
 impl Default for UiState {
@@ -136,6 +140,8 @@ impl Default for UiState {
             filter: String::new(),
             sort: SortBy::Started,
             quit: false,
+            open_widget: None,
+            widget_link: None,
         }
     }
 }

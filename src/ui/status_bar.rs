@@ -96,6 +96,10 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
     let notice = v.engine.notices().back().filter(|n| v.now.saturating_duration_since(n.at) < NOTICE_FOR);
     let hint = match notice {
         Some(n) => Line::styled(format!(" ! {}", n.text), Style::new().fg(theme::WARN)),
+        None if v.ui.widget_link.is_some() => {
+            let link = v.ui.widget_link.as_deref().unwrap_or_default();
+            Line::styled(format!(" agent widget: {link}"), theme::title())
+        }
         None => {
             let key = |a: Action| v.keymap.chord_for(a).map_or_else(|| "–".into(), |c| c.to_string());
             let pairs = [
@@ -116,11 +120,11 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
                 ));
                 spans.push(Span::raw(format!(" {label} ")));
             }
-            if let Some(url) = &v.status.widget_url {
-                spans.push(Span::styled(format!(" widget {url}"), theme::dim()));
-            }
             if let Some(url) = &v.status.sim_url {
                 spans.push(Span::styled(format!(" sim {url}"), theme::dim()));
+            }
+            if let Some(url) = &v.status.widget_url {
+                spans.push(Span::styled(format!(" widget {url}"), theme::dim()));
             }
             Line::from(spans)
         }

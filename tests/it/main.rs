@@ -29,3 +29,4 @@ mod tui;
 mod widget;
 mod widget_auth;
 mod widget_browser;
+mod widget_pipeline;
