@@ -141,13 +141,6 @@ fn outcome(
     started: Instant,
     error: Option<String>,
 ) -> PushOutcome {
-    PushOutcome {
-        suggestion_id: req.suggestion_id.clone(),
-        sink,
-        conversation_id: req.conversation_id.clone(),
-        status,
-        attempts,
-        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        error,
-    }
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    PushOutcome::of(req, sink, status, attempts, latency_ms, error)
 }

@@ -243,6 +243,26 @@ pub struct PushOutcome {
 }
 
 impl PushOutcome {
+    /// The outcome of `req` at `sink`, `latency_ms` after it started.
+    pub fn of(
+        req: &PushRequest,
+        sink: Sink,
+        status: Option<u16>,
+        attempts: u32,
+        latency_ms: u64,
+        error: Option<String>,
+    ) -> Self {
+        Self {
+            suggestion_id: req.suggestion_id.clone(),
+            sink,
+            conversation_id: req.conversation_id.clone(),
+            status,
+            attempts,
+            latency_ms,
+            error,
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }

@@ -98,15 +98,7 @@ impl PushClient {
         let body = self.body(req);
         let Some(url) = self.url_for(&req.conversation_id) else {
             let error = format!("conversation id `{}` cannot be used in a URL", req.conversation_id);
-            return PushOutcome {
-                suggestion_id: req.suggestion_id.clone(),
-                sink: Sink::Webhook,
-                conversation_id: req.conversation_id.clone(),
-                status: None,
-                attempts: 0,
-                latency_ms: 0,
-                error: Some(error),
-            };
+            return PushOutcome::of(req, Sink::Webhook, None, 0, 0, Some(error));
         };
         self.send(reqwest::Method::POST, &url, &body, req, Sink::Webhook, on_attempt).await
     }
@@ -125,14 +117,9 @@ impl PushClient {
     ) -> PushOutcome {
         let started = Instant::now();
         let max = self.config.max_attempts.max(1);
-        let finish = |attempts: u32, status: Option<u16>, error: Option<String>| PushOutcome {
-            suggestion_id: req.suggestion_id.clone(),
-            sink,
-            conversation_id: req.conversation_id.clone(),
-            status,
-            attempts,
-            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            error,
+        let finish = |attempts: u32, status: Option<u16>, error: Option<String>| {
+            let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            PushOutcome::of(req, sink, status, attempts, latency_ms, error)
         };
         let mut token = match self.auth.token().await {
             Ok(t) => t,
