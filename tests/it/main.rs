@@ -29,4 +29,5 @@ mod tui;
 mod widget;
 mod widget_auth;
 mod widget_browser;
+mod widget_browser_live;
 mod widget_pipeline;

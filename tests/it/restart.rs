@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -29,13 +29,22 @@ pub struct Headless {
 
 impl Headless {
     pub fn start(tmp: &Path, sim: &SimHandle, mode: &str) -> Self {
+        Self::start_with(tmp, sim, mode, |_| {})
+    }
+
+    /// [`Headless::start`] with the command adjusted by `tweak` (more
+    /// arguments or environment) before it is spawned.
+    pub fn start_with(tmp: &Path, sim: &SimHandle, mode: &str, tweak: impl FnOnce(&mut Command)) -> Self {
         crate::support::warm_index();
         let stderr = tmp.join("console.stderr");
-        let mut child = console_process(tmp)
+        let mut command = console_process(tmp);
+        command
             .args(["console", "--headless", "--mode", mode, "--queue", &sim.queue_id, "--exit-after", "300s"])
             .env("GENESYS_API_BASE", &sim.base_url)
             .env("GENESYS_CLIENT_ID", "restart-test")
-            .env("GENESYS_CLIENT_SECRET", "restart-secret")
+            .env("GENESYS_CLIENT_SECRET", "restart-secret");
+        tweak(&mut command);
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())

@@ -22,7 +22,7 @@ use crate::widget::{WAIT, genesys_config, participants_via_stream, start_widget,
 use crate::widget_auth::{MINE, THEIRS, two_agent_sim};
 
 /// chromedriver on a free loopback port, killed when dropped.
-struct Driver {
+pub struct Driver {
     child: Child,
     url: String,
     _profile: tempfile::TempDir,
@@ -39,7 +39,7 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn start_browser() -> (Driver, Client) {
+pub async fn start_browser() -> (Driver, Client) {
     let port = free_port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
@@ -92,7 +92,7 @@ async fn start_browser() -> (Driver, Client) {
 
 /// Evaluates `script` in the page until it returns `want`, or panics with
 /// the last value after the timeout.
-async fn until(client: &Client, script: &str, want: impl Fn(&Value) -> bool, what: &str) -> Value {
+pub async fn until(client: &Client, script: &str, want: impl Fn(&Value) -> bool, what: &str) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let v = client.execute(script, vec![]).await.unwrap_or(Value::Null);
@@ -108,14 +108,14 @@ async fn signal(rx: &mut mpsc::Receiver<AgentSignal>) -> AgentSignal {
     tokio::time::timeout(WAIT, rx.recv()).await.expect("a signal in time").expect("channel open")
 }
 
-async fn screenshot(client: &Client, name: &str) {
+pub async fn screenshot(client: &Client, name: &str) {
     if let Some(dir) = std::env::var_os("AA_WIDGET_SCREENSHOTS") {
         let png = client.screenshot().await.unwrap();
         std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
     }
 }
 
-const STATUS: &str = "return document.getElementById('status').textContent";
+pub const STATUS: &str = "return document.getElementById('status').textContent";
 
 #[tokio::test]
 async fn an_agent_signs_in_sees_suggestions_live_and_sends_feedback_from_a_real_browser() {
