@@ -1,8 +1,9 @@
 //! The matches pane: the top-k articles for the selected call's current
 //! window, each with its score as a number and a bar on which the `show`,
 //! `push` and `auto` thresholds are drawn, its title, and the state of its
-//! suggestion; under them, the selected match's passage, and how many recent
-//! matches would pass the `push` threshold.
+//! suggestion and what agents said of the article (useful / not useful);
+//! under them, the selected match's passage with the agents' counts, and how
+//! many recent matches would pass the `push` threshold.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -13,7 +14,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use super::View;
 use super::state::{Focus, MatchRow, match_rows, selected};
 use super::theme;
-use crate::engine::{Policy, SuggestionState};
+use crate::engine::{ArticleFeedback, Policy, SuggestionState};
 
 /// A score bar of `width` cells (score 1.0 fills it) with the threshold
 /// marks drawn in, as styled spans.
@@ -73,6 +74,32 @@ fn state_span(row: &MatchRow, p: &Policy) -> Span<'static> {
     Span::styled(text, Style::new().fg(color))
 }
 
+/// Agents' verdicts on an article, compact for its row ("+3 −1", used and
+/// not useful), padded to one column width; blank until a page showed it.
+fn verdict_span(f: ArticleFeedback) -> Span<'static> {
+    if f.shown == 0 {
+        return Span::raw(format!("{:8}", ""));
+    }
+    let color = if f.not_useful > f.useful + f.copied { theme::BAD } else { theme::OK };
+    Span::styled(
+        format!("{:<8}", format!("+{} −{}", f.useful + f.copied, f.not_useful)),
+        Style::new().fg(color),
+    )
+}
+
+/// The full counts, for the selected match's detail.
+fn verdict_line(f: ArticleFeedback) -> Option<Line<'static>> {
+    (f.shown > 0).then(|| {
+        Line::from(Span::styled(
+            format!(
+                "agents: shown {} · useful {} · not useful {} · copied {}",
+                f.shown, f.useful, f.not_useful, f.copied
+            ),
+            theme::dim(),
+        ))
+    })
+}
+
 pub fn render(frame: &mut Frame, area: Rect, v: &View) {
     let p = v.engine.policy();
     let conv = selected(v.engine, v.ui);
@@ -115,6 +142,7 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
     let chosen = v.ui.selected_match.min(rows.len() - 1);
     // Wider terminals get a finer bar (one cell is 1/width of the score range).
     let bar_width = usize::from(inner.width / 4).clamp(20, 40);
+    let with_verdicts = rows.iter().any(|r| v.engine.article_feedback(&r.hit.article_id).shown > 0);
     let lines: Vec<Line> = rows
         .iter()
         .enumerate()
@@ -131,6 +159,10 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
             state.content = format!(" {:<11} ", state.content).into();
             spans.push(state);
             spans.push(Span::raw(format!("{:<22} ", r.hit.article_id)));
+            // The verdict column appears once agents have seen any of these.
+            if with_verdicts {
+                spans.push(verdict_span(v.engine.article_feedback(&r.hit.article_id)));
+            }
             spans.push(Span::styled(r.hit.title.clone(), theme::title()));
             let line = Line::from(spans);
             if i == chosen && v.ui.focus == Focus::Matches { line.style(theme::selected()) } else { line }
@@ -143,6 +175,9 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
     // Why the hit ranks here: cosine, BM25 and the query terms it contains.
     if let Some(why) = crate::kb::rank::explain(row.hit) {
         body.lines.insert(0, Line::from(Span::styled(why, theme::dim())));
+    }
+    if let Some(line) = verdict_line(v.engine.article_feedback(&row.hit.article_id)) {
+        body.lines.insert(0, line);
     }
     let passage = Paragraph::new(body).wrap(Wrap { trim: true });
     frame.render_widget(passage, detail);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use agent_assist::config::keymap::{Action, Keymap};
 use agent_assist::domain::{ConnectionState, Hit, PushOutcome, Speaker, StreamEvent, TranscriptEvent};
-use agent_assist::engine::{Effect, Engine, Msg, Policy, SearchTiming};
+use agent_assist::engine::{AgentEvent, Effect, Engine, Feedback, Msg, Policy, SearchTiming};
 use agent_assist::input::on_action;
 use agent_assist::kb::store::StoredArticle;
 use agent_assist::net::Dialect;
@@ -110,7 +110,7 @@ pub fn live_engine(base: Instant) -> Engine {
         t(20_001),
     );
     let done = PushOutcome {
-        suggestion_id: sid,
+        suggestion_id: sid.clone(),
         sink: agent_assist::domain::Sink::Webhook,
         conversation_id: "c-alpha-0001-aaaa".into(),
         status: Some(204),
@@ -119,6 +119,24 @@ pub fn live_engine(base: Instant) -> Engine {
         error: None,
     };
     e.handle(Msg::PushDone(done), t(20_042));
+    // The agent's page showed it and the agent found it useful.
+    e.handle(
+        Msg::Agent(AgentEvent::Acknowledged {
+            conversation_id: "c-alpha-0001-aaaa".into(),
+            suggestion_id: sid.clone(),
+            user_id: Some("agent-1".into()),
+        }),
+        t(20_500),
+    );
+    e.handle(
+        Msg::Agent(AgentEvent::Feedback {
+            conversation_id: "c-alpha-0001-aaaa".into(),
+            suggestion_id: sid,
+            feedback: Feedback::Useful,
+            user_id: Some("agent-1".into()),
+        }),
+        t(25_000),
+    );
     e.handle(
         said("c-bravo-0002-bbbb", 1, Speaker::Customer, "My earbuds won't pair with my new phone."),
         t(60_000),
