@@ -21,10 +21,8 @@ fn line_where(h: &Headless, wait: Duration, what: &str, want: impl Fn(&Value) ->
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         assert!(!left.is_zero(), "timed out waiting for {what}");
-        if let Some(v) = h.next(left) {
-            if want(&v) {
-                return v;
-            }
+        if let Some(v) = h.next(left).filter(|v| want(v)) {
+            return v;
         }
     }
 }
