@@ -4,9 +4,13 @@
 //! it, in the same run, the floor: the same query windows embedded and
 //! searched alone. The ratio of the two is the pipeline's overhead. It also
 //! scores what was found against each call's labelled articles, so a change
-//! that buys speed with relevance shows here.
+//! that buys speed with relevance shows here. Suggestions go to the agent
+//! widget as well as the webhook, with a page open on every call, so the
+//! report also has event→widget: the suggestion read off the page's SSE
+//! stream.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -14,6 +18,7 @@ use serde::Serialize;
 use super::{Latency, Machine, machine, proc_stats};
 use crate::audit::read_log;
 use crate::config::Config;
+use crate::domain::Sink;
 use crate::engine::{Mode, Stage};
 use crate::kb::{Embedder, FastEmbedder, KbOptions, ModelSpec};
 use crate::net::{Dialect, Secret};
@@ -67,6 +72,14 @@ pub struct Report {
     pub overhead_p50_back_to_back: f64,
     pub window_max_words: usize,
     pub relevance: Relevance,
+    /// Transcript event received → the suggestion read off the agent page's
+    /// SSE stream (a page open on every call from its start).
+    pub event_to_widget: Latency,
+    /// Its p50 over event→push's p50.
+    pub widget_over_push_p50: f64,
+    /// Suggestions the pages read, of those delivered to the widget sink.
+    pub widget_seen: usize,
+    pub widget_delivered: usize,
     pub peak_rss_mib: f64,
 }
 
@@ -128,7 +141,8 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
     let expected: BTreeMap<String, Vec<String>> =
         scripts.iter().map(|s| (s.id.clone(), s.expected_articles.clone())).collect();
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (summary, stages, audit, window_max_words) = tokio.block_on(async {
+    let call_ids: Vec<String> = scripts.iter().map(|s| s.id.clone()).collect();
+    let (summary, stages, audit, window_max_words, widget) = tokio.block_on(async {
         let mut sc = SimConfig::new(scripts);
         sc.speed = opts.speed;
         sc.concurrency = opts.concurrency;
@@ -140,12 +154,18 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             config.validate()?;
         }
         let window_max_words = config.policy.window_max_words;
+        config.delivery.sinks = vec![Sink::Widget, Sink::Webhook];
+        config.widget.auth = crate::widget::AuthMode::None;
+        // Keep ended calls, so each suggestion's event time can be read at the end.
+        config.policy.ended_grace = Duration::from_secs(3600);
         let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
+        let pages = open_pages(&rt, &call_ids)?;
         if !drive(&mut rt, &sim, calls as u64, Duration::from_secs(3600)).await {
             rt.shutdown().await;
             sim.stop().await;
             return Err(color_eyre::eyre::eyre!("the calls did not finish within an hour"));
         }
+        let widget = pages.collect(&rt).await;
         let stages: BTreeMap<String, Latency> = Stage::ALL
             .iter()
             .filter_map(|&s| {
@@ -155,11 +175,14 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         let audit = rt.audit_path().to_path_buf();
         let summary = rt.shutdown().await;
         sim.stop().await;
-        Ok::<_, color_eyre::eyre::Report>((summary, stages, audit, window_max_words))
+        Ok::<_, color_eyre::eyre::Report>((summary, stages, audit, window_max_words, widget))
     })?;
     drop(tokio);
+    let log = read_log(&audit)?;
+    let widget_delivered =
+        log.iter().filter(|v| v["event"] == "push" && v["sink"] == "widget" && v["ok"] == true).count();
     let searches: Vec<serde_json::Value> =
-        read_log(&audit)?.into_iter().filter(|v| v["event"] == "search" && v["stale"] == false).collect();
+        log.into_iter().filter(|v| v["event"] == "search" && v["stale"] == false).collect();
     let queries: Vec<String> =
         searches.iter().filter_map(|v| v["query"].as_str().map(String::from)).collect();
     let relevance = relevance(&searches, &expected);
@@ -181,8 +204,74 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         floor_back_to_back,
         window_max_words,
         relevance,
+        widget_over_push_p50: widget.latency.p50_ms / e2p.p50_ms,
+        event_to_widget: widget.latency,
+        widget_seen: widget.seen,
+        widget_delivered,
         peak_rss_mib: proc_stats("self").peak_rss_mib,
     })
+}
+
+/// Agent pages open on the bench's calls, each recording when it read
+/// which suggestion.
+struct Pages {
+    seen: Arc<Mutex<Vec<(String, Instant)>>>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+/// What the pages saw, timed from each suggestion's transcript event.
+struct WidgetFigures {
+    latency: Latency,
+    seen: usize,
+}
+
+/// Opens one page per call before its first event, as an agent desktop
+/// opens the widget when the interaction is offered.
+fn open_pages(rt: &Runtime, calls: &[String]) -> color_eyre::eyre::Result<Pages> {
+    let base =
+        rt.widget_url().ok_or_else(|| color_eyre::eyre::eyre!("the widget is not served"))?.to_string();
+    let http = reqwest::Client::new();
+    let seen: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for call in calls {
+        let (http, base, call, seen) = (http.clone(), base.clone(), call.clone(), seen.clone());
+        tasks.spawn(async move {
+            let record = |id: &str, at: tokio::time::Instant| {
+                seen.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((id.to_string(), at.into_std()));
+                true
+            };
+            if let Err(e) = super::widgets::follow_page(&http, &base, &call, || {}, record).await {
+                tracing::warn!(%call, error = %e, "bench e2e: a widget page failed");
+            }
+        });
+    }
+    Ok(Pages { seen, tasks })
+}
+
+impl Pages {
+    /// Waits for the pages to see their calls end (briefly: every call has
+    /// ended by now), then times each suggestion they read.
+    async fn collect(mut self, rt: &Runtime) -> WidgetFigures {
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        self.tasks.abort_all();
+        let event_at: HashMap<&str, Instant> = rt
+            .engine()
+            .conversations()
+            .flat_map(|c| c.suggestions.iter())
+            .filter_map(|s| Some((s.id.as_str(), s.event_at?)))
+            .collect();
+        let seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let samples: Vec<Duration> = seen
+            .iter()
+            .filter_map(|(id, at)| Some(at.saturating_duration_since(*event_at.get(id.as_str())?)))
+            .collect();
+        WidgetFigures { latency: Latency::of(&samples), seen: seen.len() }
+    }
 }
 
 /// Scores the searches' best articles against the calls' labels.
@@ -264,6 +353,10 @@ pub fn print_table(r: &Report) {
     println!(
         "  event→push over floor: p50 {:.2}x  p99 {:.2}x  (p50 {:.2}x over the back-to-back floor)",
         r.overhead_p50, r.overhead_p99, r.overhead_p50_back_to_back
+    );
+    println!(
+        "  event→widget     {}  (p50 {:.2}x event→push; {} of {} widget deliveries read off the pages)",
+        r.event_to_widget, r.widget_over_push_p50, r.widget_seen, r.widget_delivered
     );
     println!(
         "  relevance (window_max_words {}): best article relevant in {:.0}% of searches; {} of {} calls got one",

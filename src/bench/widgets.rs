@@ -176,36 +176,69 @@ async fn page(
     on_event: impl Fn(String, Duration),
     opened: &mpsc::UnboundedSender<bool>,
 ) -> bool {
-    let body = serde_json::json!({ "conversation_id": call });
-    let Ok(r) = http.post(format!("{base}/agent/session")).json(&body).send().await else { return false };
-    let Ok(v) = r.json::<serde_json::Value>().await else { return false };
-    let Some(session) = v["session"].as_str() else { return false };
-    let req =
-        http.get(format!("{base}/agent/events")).query(&[("conversationId", call), ("session", session)]);
-    let Ok(mut resp) = req.send().await else { return false };
-    if !resp.status().is_success() {
-        return false;
-    }
-    let _ = opened.send(true);
-    let (mut buffer, mut got) = (String::new(), 0);
-    while got < expected {
-        let Ok(Some(chunk)) = resp.chunk().await else { return true };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:").map(str::trim_start)) else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else { continue };
-            let Some(id) = v["suggestion_id"].as_str() else { continue };
+    let mut got = 0;
+    let followed = follow_page(
+        http,
+        base,
+        call,
+        || {
+            let _ = opened.send(true);
+        },
+        |id, _| {
             let at = published.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).copied();
             if let Some(at) = at {
                 on_event(id.to_string(), at.elapsed());
                 got += 1;
             }
+            got < expected
+        },
+    )
+    .await;
+    followed.is_ok()
+}
+
+/// Opens an agent page on `call` as the browser does (a session, then the
+/// SSE feed), calls `opened` once the feed answers, then `on_suggestion`
+/// with each `suggestion` event's id and the instant it was read, until
+/// that returns false or the feed ends (the call ended). `Err` if the page
+/// could not open. Shared by `bench widgets`, `bench e2e` and `bench load`.
+pub async fn follow_page(
+    http: &reqwest::Client,
+    base: &str,
+    call: &str,
+    opened: impl FnOnce(),
+    mut on_suggestion: impl FnMut(&str, Instant) -> bool,
+) -> Result<()> {
+    let body = serde_json::json!({ "conversation_id": call });
+    let v: serde_json::Value =
+        http.post(format!("{base}/agent/session")).json(&body).send().await?.json().await?;
+    let session = v["session"].as_str().ok_or_else(|| eyre!("no session for {call}: {v}"))?;
+    let req =
+        http.get(format!("{base}/agent/events")).query(&[("conversationId", call), ("session", session)]);
+    let mut resp = req.send().await?;
+    if !resp.status().is_success() {
+        return Err(eyre!("the feed of {call} answered {}", resp.status()));
+    }
+    opened();
+    let mut buffer = String::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let at = Instant::now();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| block.lines().find_map(|l| l.strip_prefix(name).map(str::trim_start));
+            if field("event:") != Some("suggestion") {
+                continue;
+            }
+            let Some(Ok(v)) = field("data:").map(serde_json::from_str::<serde_json::Value>) else { continue };
+            if let Some(id) = v["suggestion_id"].as_str()
+                && !on_suggestion(id, at)
+            {
+                return Ok(());
+            }
         }
     }
-    true
+    Ok(())
 }
 
 pub fn print_table(r: &Report) {
