@@ -355,6 +355,10 @@ pub enum BenchCommand {
         /// The p99 event→push target for --find-max, milliseconds.
         #[arg(long, default_value_t = 1000)]
         target_p99_ms: u64,
+        /// Also deliver to the agent widget and compare the load without
+        /// and with N agent pages holding SSE streams open.
+        #[arg(long, default_value_t = 0)]
+        widgets: usize,
         #[arg(long)]
         json: bool,
     },

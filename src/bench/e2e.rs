@@ -10,11 +10,11 @@
 //! stream.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::widgets::Pages;
 use super::{Latency, Machine, machine, proc_stats};
 use crate::audit::read_log;
 use crate::config::Config;
@@ -159,13 +159,17 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         // Keep ended calls, so each suggestion's event time can be read at the end.
         config.policy.ended_grace = Duration::from_secs(3600);
         let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
-        let pages = open_pages(&rt, &call_ids)?;
+        let base = rt.widget_url().ok_or_else(|| color_eyre::eyre::eyre!("the widget is not served"))?;
+        let mut pages = Pages::open(base, &call_ids);
         if !drive(&mut rt, &sim, calls as u64, Duration::from_secs(3600)).await {
             rt.shutdown().await;
             sim.stop().await;
             return Err(color_eyre::eyre::eyre!("the calls did not finish within an hour"));
         }
-        let widget = pages.collect(&rt).await;
+        // Every call has ended: the pages read their last events and close.
+        pages.wait_ended(Duration::from_secs(10)).await;
+        let seen = pages.seen();
+        let widget = (event_to_widget(&rt, &seen), seen.len());
         let stages: BTreeMap<String, Latency> = Stage::ALL
             .iter()
             .filter_map(|&s| {
@@ -204,74 +208,28 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         floor_back_to_back,
         window_max_words,
         relevance,
-        widget_over_push_p50: widget.latency.p50_ms / e2p.p50_ms,
-        event_to_widget: widget.latency,
-        widget_seen: widget.seen,
+        widget_over_push_p50: widget.0.p50_ms / e2p.p50_ms,
+        event_to_widget: widget.0,
+        widget_seen: widget.1,
         widget_delivered,
         peak_rss_mib: proc_stats("self").peak_rss_mib,
     })
 }
 
-/// Agent pages open on the bench's calls, each recording when it read
-/// which suggestion.
-struct Pages {
-    seen: Arc<Mutex<Vec<(String, Instant)>>>,
-    tasks: tokio::task::JoinSet<()>,
-}
-
-/// What the pages saw, timed from each suggestion's transcript event.
-struct WidgetFigures {
-    latency: Latency,
-    seen: usize,
-}
-
-/// Opens one page per call before its first event, as an agent desktop
-/// opens the widget when the interaction is offered.
-fn open_pages(rt: &Runtime, calls: &[String]) -> color_eyre::eyre::Result<Pages> {
-    let base =
-        rt.widget_url().ok_or_else(|| color_eyre::eyre::eyre!("the widget is not served"))?.to_string();
-    let http = reqwest::Client::new();
-    let seen: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-    let mut tasks = tokio::task::JoinSet::new();
-    for call in calls {
-        let (http, base, call, seen) = (http.clone(), base.clone(), call.clone(), seen.clone());
-        tasks.spawn(async move {
-            let record = |id: &str, at: tokio::time::Instant| {
-                seen.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push((id.to_string(), at.into_std()));
-                true
-            };
-            if let Err(e) = super::widgets::follow_page(&http, &base, &call, || {}, record).await {
-                tracing::warn!(%call, error = %e, "bench e2e: a widget page failed");
-            }
-        });
-    }
-    Ok(Pages { seen, tasks })
-}
-
-impl Pages {
-    /// Waits for the pages to see their calls end (briefly: every call has
-    /// ended by now), then times each suggestion they read.
-    async fn collect(mut self, rt: &Runtime) -> WidgetFigures {
-        let _ = tokio::time::timeout(Duration::from_secs(10), async {
-            while self.tasks.join_next().await.is_some() {}
-        })
-        .await;
-        self.tasks.abort_all();
-        let event_at: HashMap<&str, Instant> = rt
-            .engine()
-            .conversations()
-            .flat_map(|c| c.suggestions.iter())
-            .filter_map(|s| Some((s.id.as_str(), s.event_at?)))
-            .collect();
-        let seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let samples: Vec<Duration> = seen
-            .iter()
-            .filter_map(|(id, at)| Some(at.saturating_duration_since(*event_at.get(id.as_str())?)))
-            .collect();
-        WidgetFigures { latency: Latency::of(&samples), seen: seen.len() }
-    }
+/// Transcript event → the page read the suggestion, for each suggestion
+/// the pages read (the engine keeps every call's event times for this run).
+fn event_to_widget(rt: &Runtime, seen: &[(String, Instant)]) -> Latency {
+    let event_at: HashMap<&str, Instant> = rt
+        .engine()
+        .conversations()
+        .flat_map(|c| c.suggestions.iter())
+        .filter_map(|s| Some((s.id.as_str(), s.event_at?)))
+        .collect();
+    let samples: Vec<Duration> = seen
+        .iter()
+        .filter_map(|(id, at)| Some(at.saturating_duration_since(*event_at.get(id.as_str())?)))
+        .collect();
+    Latency::of(&samples)
 }
 
 /// Scores the searches' best articles against the calls' labels.

@@ -2,14 +2,19 @@
 //! utterance every few seconds (real time), through the whole pipeline in
 //! auto mode. Reports sustained events/s and searches/s, event→push latency,
 //! backlog, CPU and peak RSS; `--find-max` searches for the largest N whose
-//! p99 event→push stays under the target (1 s).
+//! p99 event→push stays under the target (1 s). `--widgets N` runs the load
+//! twice, interleaved, with suggestions also going to the agent widget:
+//! without pages, then with N agent pages holding SSE streams open, to
+//! show what the open streams cost the pipeline.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::e2e::{bench_config, drive, finished, scratch_dir};
+use super::widgets::Pages;
 use super::{Latency, Machine, SplitMix, machine, proc_stats};
+use crate::domain::Sink;
 use crate::engine::Stage;
 use crate::net::Dialect;
 use crate::paths::AppPaths;
@@ -25,6 +30,8 @@ pub struct Options {
     pub debounce: Duration,
     pub find_max: bool,
     pub target_p99: Duration,
+    /// Agent pages to hold open (0: no widget).
+    pub widgets: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +50,9 @@ pub struct Trial {
     pub cpu_percent: f64,
     pub peak_rss_mib: f64,
     pub sustained: bool,
+    /// Agent pages that held a stream open, and the suggestions they read.
+    pub widget_pages: usize,
+    pub widget_events: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +63,8 @@ pub struct Report {
     pub target_p99_ms: f64,
     pub trials: Vec<Trial>,
     pub max_sustainable: Option<usize>,
+    /// With `--widgets`: event→push p99 with the pages open over without.
+    pub widgets_p99_ratio: Option<f64>,
 }
 
 /// `n` calls of customer speech, one utterance every `every` (±20%), spread
@@ -89,10 +101,25 @@ fn customer_lines() -> color_eyre::eyre::Result<Vec<String>> {
         .collect())
 }
 
-fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_eyre::eyre::Result<Trial> {
+/// What a trial delivers to: the webhook alone, or the widget too with
+/// `pages` agent pages open.
+#[derive(Debug, Clone, Copy)]
+enum Widget {
+    Off,
+    On { pages: usize },
+}
+
+fn trial(
+    paths: &AppPaths,
+    opts: &Options,
+    n: usize,
+    lines: &[String],
+    widget: Widget,
+) -> color_eyre::eyre::Result<Trial> {
     let tmp = scratch_dir(&format!("load-{n}"))?;
     let bench_paths = AppPaths { data_dir: tmp.path().to_path_buf(), ..paths.clone() };
     let scripts = synthetic_calls(n, opts.every, opts.duration, lines);
+    let ids: Vec<String> = scripts.iter().map(|s| s.id.clone()).collect();
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = tokio.block_on(async {
         let mut sc = SimConfig::new(scripts);
@@ -102,7 +129,20 @@ fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_
         let sim = sim::spawn(sc).await?;
         let mut config = bench_config(&sim.base_url, &sim.queue_id, Dialect::Notifications);
         config.policy.debounce = opts.debounce;
+        if let Widget::On { .. } = widget {
+            config.delivery.sinks = vec![Sink::Widget, Sink::Webhook];
+            config.widget.auth = crate::widget::AuthMode::None;
+            config.widget.max_calls = config.widget.max_calls.max(n + 16);
+        }
         let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
+        let pages = match (widget, rt.widget_url()) {
+            (Widget::On { pages }, Some(base)) if pages > 0 => {
+                // One page per call, as the agent desktop opens them.
+                let calls: Vec<String> = ids.iter().cycle().take(pages).cloned().collect();
+                Pages::open(base, &calls)
+            }
+            _ => Pages::default(),
+        };
         let cpu_before = proc_stats("self").cpu_s;
         let started = tokio::time::Instant::now();
         let (mut max_queue, mut max_inflight) = (0usize, 0usize);
@@ -121,6 +161,8 @@ fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_
         let (e2p, search) = (latency(Stage::EventToPush), latency(Stage::Search));
         let summary = rt.shutdown().await;
         sim.stop().await;
+        let (widget_pages, widget_events) = (pages.opened(), pages.seen().len() as u64);
+        drop(pages);
         let trial = Trial {
             conversations: n,
             events_per_s: summary.utterances as f64 / wall,
@@ -134,6 +176,8 @@ fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_
             max_searches_in_flight: max_inflight,
             cpu_percent: 100.0 * cpu / wall,
             peak_rss_mib: proc_stats("self").peak_rss_mib,
+            widget_pages,
+            widget_events,
         };
         Ok::<_, color_eyre::eyre::Report>(trial)
     });
@@ -156,7 +200,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         let (mut good, mut bad) = (0usize, None);
         let mut n = opts.conversations.max(1);
         while bad.is_none() && n <= 100_000 {
-            let t = trial(paths, opts, n, &lines)?;
+            let t = trial(paths, opts, n, &lines, Widget::Off)?;
             if t.sustained {
                 good = n
             } else {
@@ -170,7 +214,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             let mut lo = good;
             while hi - lo > (lo / 8).max(1) {
                 let mid = (lo + hi) / 2;
-                let t = trial(paths, opts, mid, &lines)?;
+                let t = trial(paths, opts, mid, &lines, Widget::Off)?;
                 progress(&t);
                 if t.sustained {
                     lo = mid
@@ -182,9 +226,27 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             good = lo;
         }
         max_sustainable = (good > 0).then_some(good);
+    } else if opts.widgets > 0 {
+        // Interleaved, so drift on a shared machine falls on both sides.
+        for widget in [Widget::On { pages: 0 }, Widget::On { pages: opts.widgets }].repeat(2) {
+            let t = trial(paths, opts, opts.conversations, &lines, widget)?;
+            progress(&t);
+            trials.push(t);
+        }
     } else {
-        trials.push(trial(paths, opts, opts.conversations, &lines)?);
+        trials.push(trial(paths, opts, opts.conversations, &lines, Widget::Off)?);
     }
+    let widgets_p99_ratio = (opts.widgets > 0).then(|| {
+        let p99 = |open: bool| {
+            let v: Vec<f64> = trials
+                .iter()
+                .filter(|t| (t.widget_pages > 0) == open)
+                .map(|t| t.event_to_push.p99_ms)
+                .collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        p99(true) / p99(false)
+    });
     Ok(Report {
         machine: machine(),
         every_s: opts.every.as_secs_f64(),
@@ -192,6 +254,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         target_p99_ms: opts.target_p99.as_secs_f64() * 1000.0,
         trials,
         max_sustainable,
+        widgets_p99_ratio,
     })
 }
 
@@ -202,8 +265,9 @@ pub fn print_table(r: &Report) {
         r.every_s, r.duration_s, r.target_p99_ms
     );
     println!(
-        "{:>7} {:>9} {:>10} {:>11} {:>11} {:>7} {:>9} {:>6} {:>8}",
+        "{:>7} {:>6} {:>9} {:>10} {:>11} {:>11} {:>7} {:>9} {:>6} {:>8}",
         "calls",
+        "pages",
         "events/s",
         "searches/s",
         "e2p p50 ms",
@@ -215,8 +279,9 @@ pub fn print_table(r: &Report) {
     );
     for t in &r.trials {
         println!(
-            "{:>7} {:>9.1} {:>10.1} {:>11.1} {:>11.1} {:>7} {:>9} {:>6.0} {:>8.0}",
+            "{:>7} {:>6} {:>9.1} {:>10.1} {:>11.1} {:>11.1} {:>7} {:>9} {:>6.0} {:>8.0}",
             t.conversations,
+            t.widget_pages,
             t.events_per_s,
             t.searches_per_s,
             t.event_to_push.p50_ms,
@@ -229,5 +294,11 @@ pub fn print_table(r: &Report) {
     }
     if let Some(n) = r.max_sustainable {
         println!("largest sustainable: {n} calls");
+    }
+    if let Some(ratio) = r.widgets_p99_ratio {
+        let read: u64 = r.trials.iter().map(|t| t.widget_events).sum();
+        println!(
+            "event→push p99 with the pages open: {ratio:.2}x without ({read} suggestions read off the pages)"
+        );
     }
 }

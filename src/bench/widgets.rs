@@ -7,6 +7,7 @@
 //! beside the pipeline.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -239,6 +240,56 @@ pub async fn follow_page(
         }
     }
     Ok(())
+}
+
+/// Agent pages that benchmarks hold open on calls, one task each, each
+/// recording which suggestion it read and when. Dropping it closes them.
+#[derive(Default)]
+pub struct Pages {
+    seen: Arc<Mutex<Vec<(String, std::time::Instant)>>>,
+    opened: Arc<AtomicUsize>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Pages {
+    /// Opens a page on each of `calls` (a call may be named twice: two
+    /// pages), on the caller's runtime.
+    pub fn open(base: &str, calls: &[String]) -> Self {
+        let mut pages = Self::default();
+        let http = reqwest::Client::builder().pool_max_idle_per_host(calls.len()).build().unwrap_or_default();
+        for call in calls {
+            let (http, base, call) = (http.clone(), base.to_string(), call.clone());
+            let (seen, opened) = (pages.seen.clone(), pages.opened.clone());
+            pages.tasks.spawn(async move {
+                let record = |id: &str, at: Instant| {
+                    let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    seen.push((id.to_string(), at.into_std()));
+                    true
+                };
+                let on_open = || {
+                    opened.fetch_add(1, Ordering::Relaxed);
+                };
+                if let Err(e) = follow_page(&http, &base, &call, on_open, record).await {
+                    tracing::warn!(%call, error = %e, "bench: an agent page failed");
+                }
+            });
+        }
+        pages
+    }
+
+    /// Waits up to `limit` for every page's call to end its feed.
+    pub async fn wait_ended(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async { while self.tasks.join_next().await.is_some() {} }).await;
+    }
+
+    pub fn opened(&self) -> usize {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Each suggestion a page read, with the instant it was read.
+    pub fn seen(&self) -> Vec<(String, std::time::Instant)> {
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }
 
 pub fn print_table(r: &Report) {

@@ -47,8 +47,12 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             debounce_ms,
             find_max,
             target_p99_ms,
+            widgets,
             json,
         } => {
+            if widgets > 0 && find_max {
+                return Err(eyre!("--widgets compares one load with and without pages: drop --find-max"));
+            }
             let opts = load::Options {
                 conversations: conversations.max(1),
                 every: secs("every-s", every_s)?,
@@ -56,6 +60,7 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
                 debounce: Duration::from_millis(debounce_ms),
                 find_max,
                 target_p99: Duration::from_millis(target_p99_ms.max(1)),
+                widgets,
             };
             let r = load::run(paths, &opts)?;
             bench::print(&r, json, load::print_table);

@@ -8,6 +8,7 @@
 mod support;
 
 mod arch;
+mod bench_cli;
 mod console_cli;
 mod hardening_net;
 mod hardening_runtime;

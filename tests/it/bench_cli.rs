@@ -1,0 +1,44 @@
+//! The benchmarks as a user runs them, small: `bench e2e` in both dialects
+//! finishes (last round it hung in the notifications dialect, and nothing
+//! ran it) and its pages read every suggestion delivered to the widget;
+//! `bench load --widgets` runs with and without pages and reports both.
+
+use serde_json::Value;
+
+use crate::support::{console_process, link_model, warm_index};
+
+fn bench(args: &[&str]) -> Value {
+    warm_index();
+    let tmp = tempfile::tempdir().unwrap();
+    link_model(tmp.path());
+    let out = console_process(tmp.path()).arg("bench").args(args).arg("--json").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench {args:?}: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bench {args:?} printed JSON: {e}"))
+}
+
+#[test]
+fn bench_e2e_finishes_in_both_dialects_and_its_pages_read_every_widget_delivery() {
+    for dialect in ["notifications", "tutorial"] {
+        let r = bench(&["e2e", "--calls", "1", "--speed", "20", "--dialect", dialect]);
+        assert_eq!(r["dialect"], dialect);
+        let pushes = r["pushes"].as_u64().unwrap();
+        assert!(pushes > 0, "{dialect}: {r}");
+        let delivered = r["widget_delivered"].as_u64().unwrap();
+        assert!(delivered > 0, "{dialect}: {r}");
+        assert_eq!(r["widget_seen"], r["widget_delivered"], "{dialect}: every delivery read: {r}");
+        assert_eq!(r["event_to_widget"]["n"], r["widget_seen"], "{dialect}: each timed: {r}");
+    }
+}
+
+#[test]
+fn bench_load_compares_the_pipeline_without_and_with_open_agent_pages() {
+    let r = bench(&["load", "--conversations", "4", "--duration-s", "4", "--every-s", "1", "--widgets", "4"]);
+    let trials = r["trials"].as_array().unwrap();
+    let pages: Vec<u64> = trials.iter().map(|t| t["widget_pages"].as_u64().unwrap()).collect();
+    assert_eq!(pages, [0, 4, 0, 4], "{r}");
+    for t in trials.iter().filter(|t| t["widget_pages"] == 4) {
+        assert!(t["widget_events"].as_u64().unwrap() > 0, "the open pages read suggestions: {t}");
+    }
+    assert!(r["widgets_p99_ratio"].as_f64().unwrap() > 0.0, "{r}");
+}
