@@ -365,6 +365,18 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The bundled calls through the engine and the real KB on a simulated
+    /// clock: searches, needless utterances, relevance, auto-push precision.
+    Replay {
+        /// Search on every utterance (need detection off), to compare.
+        #[arg(long)]
+        no_need_detection: bool,
+        /// Push every search's best article instead of the default policy.
+        #[arg(long)]
+        every_search: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Many concurrent calls; --find-max searches the largest sustainable number.
     Load {
         #[arg(long, default_value_t = 50)]

@@ -22,6 +22,8 @@ pub mod suggestion;
 mod tests;
 #[cfg(test)]
 mod tests_delivery;
+#[cfg(test)]
+mod tests_need;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use quality::Relevance;
+pub use quality::{Relevance, relevance as quality_of};
 
 use super::{Latency, Machine, machine, proc_stats};
 use crate::audit::read_log;
