@@ -374,6 +374,12 @@ pub enum BenchCommand {
         /// Push every search's best article instead of the default policy.
         #[arg(long)]
         every_search: bool,
+        /// A raw auto threshold instead of the calibrated one (sweeps).
+        #[arg(long)]
+        auto: Option<f32>,
+        /// Fusion of dense and BM25 rankings (default: the KB's).
+        #[arg(long)]
+        fusion: Option<crate::kb::rank::Fusion>,
         #[arg(long)]
         json: bool,
     },

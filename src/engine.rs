@@ -277,7 +277,11 @@ impl Engine {
         if !need {
             self.metrics.needless += 1;
         }
-        if c.refresh_window(policy) && c.effective_mode(policy.mode) != Mode::Off && !c.paused && !self.paused_all {
+        if c.refresh_window(policy)
+            && c.effective_mode(policy.mode) != Mode::Off
+            && !c.paused
+            && !self.paused_all
+        {
             schedule_search(c, policy.debounce, now);
         }
     }

@@ -30,6 +30,11 @@ pub struct Options {
     /// Push every search's best article (as `bench e2e` does) rather than
     /// applying the default policy's calibrated thresholds.
     pub every_search: bool,
+    /// A raw `auto` threshold instead of the calibrated one (for sweeps;
+    /// `push` follows it down).
+    pub auto: Option<f32>,
+    /// Another fusion than the default (its calibration, if any, follows).
+    pub fusion: Option<crate::kb::rank::Fusion>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,9 +78,18 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         force_rebuild: false,
     };
     let (mut retriever, _) = Retriever::open(&kb_opts, paths, &mut |_| {})?;
+    if let Some(f) = opts.fusion {
+        retriever.kb.fusion = f;
+        retriever.calibration = crate::kb::calibration::for_kb(&retriever.kb);
+    }
     let mut policy = policy(opts);
     if let Some(c) = &retriever.calibration {
         policy.apply_precision_targets(|p| c.threshold_for(p));
+    }
+    if let Some(a) = opts.auto {
+        // A raw auto threshold below `push` lowers `push` with it.
+        policy.auto = a;
+        policy.push = policy.push.min(a);
     }
     let classifier = NeedClassifier::bundled_for(&retriever.kb.manifest.model_hash);
     policy.need_detection &= classifier.is_some();
@@ -95,7 +109,15 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             // Timers due before this utterance fire first.
             while let Some(due) = engine.next_deadline().filter(|d| *d <= now) {
                 fx.extend(engine.handle(Msg::Tick, due));
-                settle(&mut engine, &mut fx, due, &mut retriever, &mut judge_embedder, &classifier, &mut log)?;
+                settle(
+                    &mut engine,
+                    &mut fx,
+                    due,
+                    &mut retriever,
+                    &mut judge_embedder,
+                    &classifier,
+                    &mut log,
+                )?;
             }
             let speaker = if u.channel == "EXTERNAL" { Speaker::Customer } else { Speaker::Agent };
             fx.extend(engine.handle(
@@ -116,10 +138,9 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             fx.extend(engine.handle(Msg::Tick, due));
             settle(&mut engine, &mut fx, due, &mut retriever, &mut judge_embedder, &classifier, &mut log)?;
         }
-        fx.extend(engine.handle(
-            Msg::Stream(StreamEvent::ConversationEnded { conversation_id: s.id.clone() }),
-            end,
-        ));
+        fx.extend(
+            engine.handle(Msg::Stream(StreamEvent::ConversationEnded { conversation_id: s.id.clone() }), end),
+        );
         settle(&mut engine, &mut fx, end, &mut retriever, &mut judge_embedder, &classifier, &mut log)?;
     }
     let expected: BTreeMap<String, Vec<String>> =
@@ -156,8 +177,12 @@ fn settle(
         let answer = match e {
             Effect::JudgeNeed { conversation_id, utterance_id, text } => {
                 let need = classifier.as_ref().is_none_or(|c| {
-                    judge(judge_embedder, c, NeedJob { conversation_id: String::new(), utterance_id: String::new(), text })
-                        .need
+                    judge(
+                        judge_embedder,
+                        c,
+                        NeedJob { conversation_id: String::new(), utterance_id: String::new(), text },
+                    )
+                    .need
                 });
                 Some(Msg::NeedJudged { conversation_id, utterance_id, need })
             }

@@ -56,8 +56,13 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             let r = e2e::run(paths, &opts)?;
             bench::print(&r, json, e2e::print_table);
         }
-        BenchCommand::Replay { no_need_detection, every_search, json } => {
-            let opts = crate::bench::replay::Options { need_detection: !no_need_detection, every_search };
+        BenchCommand::Replay { no_need_detection, every_search, auto, fusion, json } => {
+            let opts = crate::bench::replay::Options {
+                need_detection: !no_need_detection,
+                every_search,
+                auto,
+                fusion,
+            };
             let r = crate::bench::replay::run(paths, &opts)?;
             bench::print(&r, json, crate::bench::replay::print_table);
         }

@@ -34,12 +34,16 @@ fn judged(uid: &str, need: bool) -> Msg {
 
 fn judge_requests(fx: &[Effect]) -> Vec<String> {
     fx.iter()
-        .filter_map(|e| if let Effect::JudgeNeed { utterance_id, .. } = e { Some(utterance_id.clone()) } else { None })
+        .filter_map(|e| {
+            if let Effect::JudgeNeed { utterance_id, .. } = e { Some(utterance_id.clone()) } else { None }
+        })
         .collect()
 }
 
 fn search_queries(fx: &[Effect]) -> Vec<String> {
-    fx.iter().filter_map(|e| if let Effect::Search { query, .. } = e { Some(query.clone()) } else { None }).collect()
+    fx.iter()
+        .filter_map(|e| if let Effect::Search { query, .. } = e { Some(query.clone()) } else { None })
+        .collect()
 }
 
 #[test]
@@ -90,7 +94,8 @@ fn a_repeated_final_keeps_its_verdict_and_a_verdict_for_a_gone_utterance_is_igno
 #[test]
 fn with_detection_off_every_utterance_searches_at_once() {
     let base = Instant::now();
-    let p = Policy { window_min_words: 1, debounce: Duration::ZERO, need_detection: false, ..Policy::default() };
+    let p =
+        Policy { window_min_words: 1, debounce: Duration::ZERO, need_detection: false, ..Policy::default() };
     let mut e = Engine::new(p, "run");
     let fx = e.handle(said("u1", "3 3 7 1 0 5", true), at(base, 0));
     assert!(judge_requests(&fx).is_empty());

@@ -75,7 +75,8 @@ impl NeedClassifier {
     }
 
     pub fn load(path: &Path) -> Result<Self, KbError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KbError::Io { path: path.into(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| KbError::Io { path: path.into(), source })?;
         serde_json::from_str(&text)
             .map_err(|e| KbError::Record { at: super::Location::new(path, 1), message: e.to_string() })
     }

@@ -59,8 +59,13 @@ pub fn run(
     c.threshold = need::threshold_for_recall(&mut p, recall);
     let mut scores = vec![c.score("validation", &validation), c.score("heldout", &heldout)];
     for kind in ["clinc", "spelled", "digits"] {
-        let part: Vec<(Vec<f32>, bool)> =
-            set.heldout.iter().zip(&heldout).filter(|(l, _)| l.kind == kind).map(|(_, e)| e.clone()).collect();
+        let part: Vec<(Vec<f32>, bool)> = set
+            .heldout
+            .iter()
+            .zip(&heldout)
+            .filter(|(l, _)| l.kind == kind)
+            .map(|(_, e)| e.clone())
+            .collect();
         scores.push(c.score(&format!("heldout/{kind}"), &part));
     }
     c.heldout = scores;
@@ -69,11 +74,20 @@ pub fn run(
         println!("{}", serde_json::to_string(&c.heldout)?);
     } else {
         println!("threshold {:.3} (need recall {recall} on the validation slice)", c.threshold);
-        println!("{:<18} {:>6} {:>6} {:>9} {:>7} {:>10}", "set", "n", "need", "precision", "recall", "needless");
+        println!(
+            "{:<18} {:>6} {:>6} {:>9} {:>7} {:>10}",
+            "set", "n", "need", "precision", "recall", "needless"
+        );
         for s in &c.heldout {
+            // Precision and recall of "need" mean nothing on a set without needs.
+            let (p, r) = if s.with_need == 0 {
+                ("-".to_string(), "-".to_string())
+            } else {
+                (format!("{:.4}", s.precision), format!("{:.4}", s.recall))
+            };
             println!(
-                "{:<18} {:>6} {:>6} {:>9.4} {:>7.4} {:>10.4}",
-                s.set, s.utterances, s.with_need, s.precision, s.recall, s.needless_caught
+                "{:<18} {:>6} {:>6} {:>9} {:>7} {:>10.4}",
+                s.set, s.utterances, s.with_need, p, r, s.needless_caught
             );
         }
         println!("written to {}", out.display());

@@ -126,7 +126,8 @@ pub fn from_intent_set(dir: &Path, generated: usize) -> Result<NeedData, KbError
     Ok(NeedData { train, heldout })
 }
 
-const DIGIT_NAMES: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+const DIGIT_NAMES: [&str; 10] =
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
 
 /// `n` needless utterances: half spelled words, half numbers read out.
 pub fn generate(vocabulary: &[String], n: usize, seed: u64) -> Vec<Labelled> {
@@ -177,7 +178,8 @@ mod tests {
     #[test]
     fn a_directory_of_another_layout_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("queries.jsonl"), "{\"query\":\"hi\",\"expected\":[\"x\"]}\n").unwrap();
+        std::fs::write(dir.path().join("queries.jsonl"), "{\"query\":\"hi\",\"expected\":[\"x\"]}\n")
+            .unwrap();
         std::fs::write(dir.path().join("kb.jsonl"), "{\"id\":\"x\",\"content\":\"hi\"}\n").unwrap();
         let Err(e) = from_intent_set(dir.path(), 10) else { panic!("accepted") };
         assert!(e.to_string().contains("needless intents"), "{e}");
