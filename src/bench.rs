@@ -7,12 +7,15 @@
 //! - [`index`]: FAISS flat vs HNSW at 10k–1M synthetic vectors;
 //! - [`e2e`]: the simulator plus the pipeline, per stage, against the floor;
 //! - [`load`]: many concurrent calls, and the largest sustainable number;
+//! - [`replay`]: the bundled calls through the engine on a simulated clock
+//!   (deterministic relevance, need detection and auto-push precision);
 //! - [`widgets`]: many open agent-widget streams while suggestions are published.
 
 pub mod e2e;
 pub mod index;
 pub mod kb;
 pub mod load;
+pub mod replay;
 pub mod widgets;
 
 use std::time::Duration;

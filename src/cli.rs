@@ -250,6 +250,26 @@ pub enum KbCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fit the need classifier (which utterances start a search) on a
+    /// labelled intent set in `kb eval`'s layout (CLINC150's), report its
+    /// held-out precision and recall, and write it.
+    Need {
+        /// Directory holding `kb.jsonl` and `queries.jsonl`.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Where to write the classifier.
+        #[arg(long, value_name = "FILE", default_value = "assets/need-classifier.json")]
+        out: PathBuf,
+        /// Spelled-out words and numbers read out to generate for training.
+        #[arg(long, default_value_t = 2000)]
+        generated: usize,
+        /// Share of utterances with a need that must still search (on a
+        /// validation slice of the training data).
+        #[arg(long, default_value_t = 0.99)]
+        recall: f64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Pull a knowledge base from elsewhere into a local source.
     #[command(subcommand)]
     Sync(SyncCommand),
@@ -335,6 +355,31 @@ pub enum BenchCommand {
         /// Most words in a query window (default: the config's policy).
         #[arg(long)]
         window_max_words: Option<usize>,
+        /// Search on every utterance (need detection off), to compare.
+        #[arg(long)]
+        no_need_detection: bool,
+        /// Auto mode with the default policy (calibrated thresholds,
+        /// debounce, cooldown) instead of pushing every search's best article.
+        #[arg(long)]
+        default_policy: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The bundled calls through the engine and the real KB on a simulated
+    /// clock: searches, needless utterances, relevance, auto-push precision.
+    Replay {
+        /// Search on every utterance (need detection off), to compare.
+        #[arg(long)]
+        no_need_detection: bool,
+        /// Push every search's best article instead of the default policy.
+        #[arg(long)]
+        every_search: bool,
+        /// A raw auto threshold instead of the calibrated one (sweeps).
+        #[arg(long)]
+        auto: Option<f32>,
+        /// Fusion of dense and BM25 rankings (default: the KB's).
+        #[arg(long)]
+        fusion: Option<crate::kb::rank::Fusion>,
         #[arg(long)]
         json: bool,
     },

@@ -22,6 +22,8 @@ pub mod suggestion;
 mod tests;
 #[cfg(test)]
 mod tests_delivery;
+#[cfg(test)]
+mod tests_need;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -173,6 +175,9 @@ impl Engine {
             }
             Msg::LedgerRecovered => self.on_ledger_recovered(now, &mut fx),
             Msg::Agent(ev) => self.on_agent(ev, now, &mut fx),
+            Msg::NeedJudged { conversation_id, utterance_id, need } => {
+                self.on_need_judged(&conversation_id, &utterance_id, need, now);
+            }
         }
         self.fire_due_searches(now, &mut fx);
         self.persist_changes(&mut fx);
@@ -236,6 +241,13 @@ impl Engine {
                 if t.is_final {
                     self.metrics.utterances += 1;
                 }
+                if let Some(text) = c.needs_judging(&t.utterance_id, policy) {
+                    fx.push(Effect::JudgeNeed {
+                        conversation_id: t.conversation_id.clone(),
+                        utterance_id: t.utterance_id.clone(),
+                        text,
+                    });
+                }
                 if c.refresh_window(policy)
                     && c.effective_mode(policy.mode) != Mode::Off
                     && !c.paused
@@ -251,6 +263,26 @@ impl Engine {
                     is_final: t.is_final,
                 }));
             }
+        }
+    }
+
+    /// An utterance was judged: it joins the window (and starts a search)
+    /// only if it carries a need.
+    fn on_need_judged(&mut self, id: &str, utterance_id: &str, need: bool, now: Instant) {
+        let policy = &self.policy;
+        let Some(c) = self.conversations.get_mut(id).filter(|c| c.ended_at.is_none()) else { return };
+        if !c.set_need(utterance_id, need) {
+            return;
+        }
+        if !need {
+            self.metrics.needless += 1;
+        }
+        if c.refresh_window(policy)
+            && c.effective_mode(policy.mode) != Mode::Off
+            && !c.paused
+            && !self.paused_all
+        {
+            schedule_search(c, policy.debounce, now);
         }
     }
 

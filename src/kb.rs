@@ -21,6 +21,7 @@ pub mod embed;
 pub mod eval;
 pub mod genesys;
 pub mod index;
+pub mod need;
 pub mod rank;
 pub mod source;
 pub mod store;

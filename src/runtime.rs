@@ -8,6 +8,8 @@
 //! Frontends (headless JSON lines, the TUI) drive it with [`Runtime::next`]
 //! and [`Runtime::handle`], and read the engine for display.
 
+mod need;
+
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -85,6 +87,8 @@ pub struct Runtime {
     tx: mpsc::Sender<Msg>,
     rx: mpsc::Receiver<Msg>,
     kb: KbHandle,
+    /// Need detection's judging thread, when on.
+    need: Option<crate::kb::need::worker::NeedHandle>,
     catalog: Arc<Vec<StoredArticle>>,
     stream: StreamHandle,
     forwarder: tokio::task::JoinHandle<()>,
@@ -172,6 +176,7 @@ impl Runtime {
             model: ModelSpec::installed(paths),
             force_rebuild: false,
         };
+        let model = kb_opts.model.clone();
         let kb_paths = paths.clone();
         let mut progress = opts.progress;
         let (retriever, report) =
@@ -188,6 +193,8 @@ impl Runtime {
         let catalog = Arc::new(retriever.kb.articles.clone());
         let (tx, rx) = mpsc::channel(CHANNEL);
         let answers = tx.clone();
+        let model_hash = retriever.kb.manifest.model_hash.clone();
+        let need = need::start(&mut policy, &model, &model_hash, tx.clone()).await;
         let kb = spawn_worker(retriever, Box::new(move |a| answers.blocking_send(search_msg(a)).is_ok()));
 
         let http = http_client(config.push_timeout())?;
@@ -272,6 +279,7 @@ impl Runtime {
             tx,
             rx,
             kb,
+            need,
             catalog,
             stream,
             forwarder,
@@ -350,6 +358,9 @@ impl Runtime {
 
     fn run(&mut self, effect: Effect) {
         match effect {
+            Effect::JudgeNeed { conversation_id, utterance_id, text } => {
+                self.judge_need(conversation_id, utterance_id, text);
+            }
             Effect::Search { request, conversation_id, query, k } => {
                 if !self.kb.submit(SearchJob { request, conversation_id, query, k }) {
                     tracing::error!("knowledge-base worker is gone; search dropped");

@@ -9,10 +9,14 @@
 //! report also has event→widget: the suggestion read off the page's SSE
 //! stream.
 
+mod quality;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+pub use quality::{Relevance, relevance as quality_of};
 
 use super::widgets::Pages;
 use super::{Latency, Machine, machine, proc_stats};
@@ -35,17 +39,11 @@ pub struct Options {
     pub calls: Option<usize>,
     /// Overrides `policy.window_max_words`.
     pub window_max_words: Option<usize>,
-}
-
-/// How relevant the searches were, judged by each script's
-/// `expected_articles`.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Relevance {
-    /// Share of searches whose best article is one the call needs.
-    pub top1_share: f64,
-    /// Calls where at least one search's best article was relevant.
-    pub calls_covered: usize,
-    pub calls_labelled: usize,
+    /// Judge utterances before searching (need detection).
+    pub need_detection: bool,
+    /// Auto mode with the default policy (calibrated thresholds, debounce,
+    /// cooldown) instead of pushing every search's best article.
+    pub default_policy: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +53,10 @@ pub struct Report {
     pub calls: usize,
     pub utterances: u64,
     pub searches: u64,
+    /// Final utterances need detection kept from searching.
+    pub needless: u64,
+    pub need_detection: bool,
+    pub default_policy: bool,
     pub pushes: u64,
     /// Pipeline stages, from the engine's histograms.
     pub stages: BTreeMap<String, Latency>,
@@ -148,7 +150,14 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         sc.concurrency = opts.concurrency;
         sc.start_gap = Duration::from_secs(2);
         let sim = sim::spawn(sc).await?;
-        let mut config = bench_config(&sim.base_url, &sim.queue_id, opts.dialect);
+        let mut config = if opts.default_policy {
+            let mut c = bench_config(&sim.base_url, &sim.queue_id, opts.dialect);
+            c.policy = crate::engine::Policy { mode: Mode::Auto, ..crate::engine::Policy::default() };
+            c
+        } else {
+            bench_config(&sim.base_url, &sim.queue_id, opts.dialect)
+        };
+        config.policy.need_detection = opts.need_detection;
         if let Some(w) = opts.window_max_words {
             config.policy.window_max_words = w;
             config.validate()?;
@@ -185,11 +194,12 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
     let log = read_log(&audit)?;
     let widget_delivered =
         log.iter().filter(|v| v["event"] == "push" && v["sink"] == "widget" && v["ok"] == true).count();
-    let searches: Vec<serde_json::Value> =
-        log.into_iter().filter(|v| v["event"] == "search" && v["stale"] == false).collect();
-    let queries: Vec<String> =
-        searches.iter().filter_map(|v| v["query"].as_str().map(String::from)).collect();
-    let relevance = relevance(&searches, &expected);
+    let queries: Vec<String> = log
+        .iter()
+        .filter(|v| v["event"] == "search" && v["stale"] == false)
+        .filter_map(|v| v["query"].as_str().map(String::from))
+        .collect();
+    let relevance = quality::relevance(&log, &expected);
     let (floor_embed, floor, floor_back_to_back) = floor(paths, &queries)?;
     let e2p = stages.get(Stage::EventToPush.name()).copied().unwrap_or(Latency::of(&[]));
     Ok(Report {
@@ -198,6 +208,9 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         calls,
         utterances: summary.utterances,
         searches: summary.searches,
+        needless: summary.needless,
+        need_detection: opts.need_detection,
+        default_policy: opts.default_policy,
         pushes: summary.pushes_ok,
         stages,
         floor_embed,
@@ -230,30 +243,6 @@ fn event_to_widget(rt: &Runtime, seen: &[(String, Instant)]) -> Latency {
         .filter_map(|(id, at)| Some(at.saturating_duration_since(*event_at.get(id.as_str())?)))
         .collect();
     Latency::of(&samples)
-}
-
-/// Scores the searches' best articles against the calls' labels.
-fn relevance(searches: &[serde_json::Value], expected: &BTreeMap<String, Vec<String>>) -> Relevance {
-    let (mut hits, mut judged) = (0usize, 0usize);
-    let mut covered = std::collections::BTreeSet::new();
-    for s in searches {
-        let (Some(call), Some(best)) =
-            (s["conversation_id"].as_str(), s["results"][0]["article_id"].as_str())
-        else {
-            continue;
-        };
-        let Some(wanted) = expected.get(call).filter(|w| !w.is_empty()) else { continue };
-        judged += 1;
-        if wanted.iter().any(|w| w == best) {
-            hits += 1;
-            covered.insert(call.to_string());
-        }
-    }
-    Relevance {
-        top1_share: if judged == 0 { 0.0 } else { hits as f64 / judged as f64 },
-        calls_covered: covered.len(),
-        calls_labelled: expected.values().filter(|w| !w.is_empty()).count(),
-    }
 }
 
 /// Embeds and searches each query alone, as the live path does, with
@@ -299,8 +288,14 @@ pub fn scratch_dir(name: &str) -> std::io::Result<tempfile::TempDir> {
 pub fn print_table(r: &Report) {
     println!("machine: {} cores, {}", r.machine.cores, r.machine.cpu);
     println!(
-        "{} calls ({} dialect): {} utterances, {} searches, {} pushes",
-        r.calls, r.dialect, r.utterances, r.searches, r.pushes
+        "{} calls ({} dialect): {} utterances, {} searches, {} pushes; need detection {}, {} utterances judged needless",
+        r.calls,
+        r.dialect,
+        r.utterances,
+        r.searches,
+        r.pushes,
+        if r.need_detection { "on" } else { "off" },
+        r.needless
     );
     for (stage, l) in &r.stages {
         println!("  {stage:<16} {l}");
@@ -321,6 +316,15 @@ pub fn print_table(r: &Report) {
         r.window_max_words,
         r.relevance.top1_share * 100.0,
         r.relevance.calls_covered,
+        r.relevance.calls_labelled
+    );
+    println!(
+        "  auto pushes ({}): {} of {} relevant ({:.0}%); {} of {} calls got a relevant push",
+        if r.default_policy { "default policy" } else { "every search pushed" },
+        r.relevance.auto_relevant,
+        r.relevance.auto_pushes,
+        r.relevance.auto_precision * 100.0,
+        r.relevance.calls_with_relevant_push,
         r.relevance.calls_labelled
     );
     println!("  peak RSS {:.0} MiB (simulator and pipeline in one process)", r.peak_rss_mib);

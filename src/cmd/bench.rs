@@ -33,12 +33,38 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             let r = index::run(&index::Options { vectors, kind, dim, queries, hnsw })?;
             bench::print(&r, json, index::print_table);
         }
-        BenchCommand::E2e { speed, concurrency, dialect, calls, window_max_words, json } => {
+        BenchCommand::E2e {
+            speed,
+            concurrency,
+            dialect,
+            calls,
+            window_max_words,
+            no_need_detection,
+            default_policy,
+            json,
+        } => {
             // The simulator rejects a bad speed; the config, a bad window.
-            let opts =
-                e2e::Options { speed, concurrency: concurrency.max(1), dialect, calls, window_max_words };
+            let opts = e2e::Options {
+                speed,
+                concurrency: concurrency.max(1),
+                dialect,
+                calls,
+                window_max_words,
+                need_detection: !no_need_detection,
+                default_policy,
+            };
             let r = e2e::run(paths, &opts)?;
             bench::print(&r, json, e2e::print_table);
+        }
+        BenchCommand::Replay { no_need_detection, every_search, auto, fusion, json } => {
+            let opts = crate::bench::replay::Options {
+                need_detection: !no_need_detection,
+                every_search,
+                auto,
+                fusion,
+            };
+            let r = crate::bench::replay::run(paths, &opts)?;
+            bench::print(&r, json, crate::bench::replay::print_table);
         }
         BenchCommand::Load {
             conversations,

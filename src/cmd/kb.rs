@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 mod calibrate;
+mod need;
 
 use crate::cli::{KbCommand, KbSource};
 use crate::kb::eval::{self, EvalReport};
@@ -61,6 +62,9 @@ pub fn run(cmd: KbCommand, config_file: Option<&Path>, paths: &AppPaths) -> Resu
             let (mut r, _) = open(&opts, paths, json)?;
             set_fusion(&mut r, &source);
             calibrate::run(&mut r, &labelled, &precision, out.as_deref(), json)?;
+        }
+        KbCommand::Need { data, out, generated, recall, json } => {
+            need::run(&data, &out, &ModelSpec::installed(paths), generated, recall, json)?;
         }
         KbCommand::Stats { source, json } => stats(&options(&source, paths)?, paths, json)?,
     }

@@ -23,6 +23,9 @@ pub struct Utterance {
     pub text: String,
     pub is_final: bool,
     pub at: Instant,
+    /// Whether need detection found a need in it: `None` until judged (a
+    /// judged utterance keeps its verdict while its text is unchanged).
+    pub need: Option<bool>,
 }
 
 /// A conversation as the engine sees it.
@@ -108,21 +111,46 @@ impl Conversation {
     /// Adds an utterance, or replaces an earlier version with the same id.
     pub fn upsert(&mut self, ev: &TranscriptEvent, now: Instant) {
         self.last_activity = now;
-        let u = Utterance {
+        let mut u = Utterance {
             id: ev.utterance_id.clone(),
             speaker: ev.speaker,
             text: ev.text.clone(),
             is_final: ev.is_final,
             at: now,
+            need: None,
         };
         // Revisions are for recent utterances; look back only a little way.
         if let Some(existing) = self.utterances.iter_mut().rev().take(32).find(|x| x.id == u.id) {
+            if existing.text == u.text && existing.is_final == u.is_final {
+                u.need = existing.need;
+            }
             *existing = u;
         } else {
             self.utterances.push_back(u);
             if self.utterances.len() > MAX_UTTERANCES {
                 self.utterances.pop_front();
             }
+        }
+    }
+
+    /// Whether a final utterance counts for the window and must first be
+    /// judged by need detection: its text, if so.
+    pub fn needs_judging(&self, utterance_id: &str, policy: &Policy) -> Option<String> {
+        let u = self.utterances.iter().rev().take(32).find(|u| u.id == utterance_id)?;
+        let counted = u.is_final && (u.speaker == Speaker::Customer || policy.include_agent);
+        let long_enough = u.text.split_whitespace().count() >= policy.window_min_words;
+        (policy.need_detection && counted && long_enough && u.need.is_none()).then(|| u.text.clone())
+    }
+
+    /// Records need detection's verdict on an utterance; false if it is
+    /// gone or changed since.
+    pub fn set_need(&mut self, utterance_id: &str, need: bool) -> bool {
+        match self.utterances.iter_mut().rev().take(32).find(|u| u.id == utterance_id && u.is_final) {
+            Some(u) => {
+                u.need = Some(need);
+                true
+            }
+            None => false,
         }
     }
 
@@ -135,7 +163,10 @@ impl Conversation {
         for u in self.utterances.iter().rev() {
             let counted = u.is_final && (u.speaker == Speaker::Customer || policy.include_agent);
             let n = u.text.split_whitespace().count();
-            if !counted || n < policy.window_min_words {
+            // With need detection on, an utterance waits for its verdict
+            // and joins only if it carries a need.
+            let judged_needful = !policy.need_detection || u.need == Some(true);
+            if !counted || n < policy.window_min_words || !judged_needful {
                 continue;
             }
             if ids.len() == policy.window || words >= policy.window_max_words {

@@ -67,6 +67,9 @@ pub struct Percentiles {
 pub struct Summary {
     pub utterances: u64,
     pub searches: u64,
+    /// Final utterances need detection kept out of the query window.
+    #[serde(default)]
+    pub needless: u64,
     pub suggestions: u64,
     pub pushes_ok: u64,
     pub pushes_failed: u64,
@@ -80,6 +83,8 @@ pub struct Summary {
 pub struct Metrics {
     pub utterances: u64,
     pub searches: u64,
+    /// Final utterances judged to carry no need.
+    pub needless: u64,
     pub stale_results: u64,
     pub search_errors: u64,
     pub suggestions: u64,
@@ -102,6 +107,7 @@ impl Default for Metrics {
         Self {
             utterances: 0,
             searches: 0,
+            needless: 0,
             stale_results: 0,
             search_errors: 0,
             suggestions: 0,
@@ -149,6 +155,7 @@ impl Metrics {
         Summary {
             utterances: self.utterances,
             searches: self.searches,
+            needless: self.needless,
             suggestions: self.suggestions,
             pushes_ok: self.pushes_ok,
             pushes_failed: self.pushes_failed,

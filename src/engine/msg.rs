@@ -41,6 +41,8 @@ pub enum Msg {
     LedgerRecovered,
     /// An agent's page reacted to a suggestion.
     Agent(AgentEvent),
+    /// Need detection judged a final utterance ([`Effect::JudgeNeed`]).
+    NeedJudged { conversation_id: String, utterance_id: String, need: bool },
 }
 
 /// What an agent's widget page reported.
@@ -145,6 +147,13 @@ pub enum Command {
 /// What the engine asks the runtime to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
+    /// Judge whether a final utterance carries a need (answered with
+    /// [`Msg::NeedJudged`]); it joins the query window only if it does.
+    JudgeNeed {
+        conversation_id: String,
+        utterance_id: String,
+        text: String,
+    },
     Search {
         request: RequestId,
         conversation_id: String,

@@ -95,6 +95,11 @@ pub struct Policy {
     pub window_min_words: usize,
     /// Put the agent's speech in the query too.
     pub include_agent: bool,
+    /// Judge each final utterance first (need detection, `kb need`): small
+    /// talk, greetings, thanks, spelled names and numbers read out stay out
+    /// of the query window and start no search. Turned off at start when no
+    /// need classifier fits the embedding model.
+    pub need_detection: bool,
     #[serde(with = "millis")]
     pub debounce: Duration,
     /// An article pushed to a conversation is not suggested again this soon.
@@ -117,13 +122,14 @@ impl Default for Policy {
             show: 0.35,
             push: 0.45,
             auto: 0.50,
-            push_precision: 0.9,
-            auto_precision: 0.97,
+            push_precision: 0.8,
+            auto_precision: 0.82,
             top_k: 3,
             window: 2,
             window_max_words: 180,
             window_min_words: 3,
             include_agent: false,
+            need_detection: true,
             debounce: Duration::from_millis(500),
             cooldown: Duration::from_secs(600),
             max_pushes_per_minute: 3,

@@ -17,7 +17,7 @@ fn at(ms: u64) -> Instant {
 
 fn engine(tweak: impl FnOnce(&mut Policy)) -> Engine {
     // Test utterances are short; let every word count.
-    let mut p = Policy { window_min_words: 1, ..Policy::default() };
+    let mut p = Policy { window_min_words: 1, need_detection: false, ..Policy::default() };
     tweak(&mut p);
     Engine::new(p, "run")
 }

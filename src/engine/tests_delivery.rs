@@ -17,7 +17,13 @@ fn at(ms: u64) -> Instant {
 }
 
 fn engine(mode: Mode, sinks: &[Sink]) -> Engine {
-    let p = Policy { window_min_words: 1, debounce: Duration::ZERO, mode, ..Policy::default() };
+    let p = Policy {
+        window_min_words: 1,
+        debounce: Duration::ZERO,
+        mode,
+        need_detection: false,
+        ..Policy::default()
+    };
     let mut e = Engine::new(p, "run");
     e.set_sinks(sinks);
     e.set_clock(at(0), 1_800_000_000_000);

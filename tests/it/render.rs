@@ -44,7 +44,9 @@ fn said(conv: &str, n: u32, speaker: Speaker, text: &str) -> Msg {
 /// and a heartbeat; "now" is `base + 95 s`.
 pub fn live_engine(base: Instant) -> Engine {
     let t = |ms: u64| base + Duration::from_millis(ms);
-    let mut e = Engine::new(Policy { debounce: Duration::ZERO, ..Policy::default() }, "snap");
+    // Searches follow each line at once: need detection has its own tests.
+    let mut e =
+        Engine::new(Policy { debounce: Duration::ZERO, need_detection: false, ..Policy::default() }, "snap");
     e.handle(Msg::Stream(StreamEvent::Connection(ConnectionState::Live)), t(0));
     for (conv, queue) in [("c-alpha-0001-aaaa", "support-queue-1"), ("c-bravo-0002-bbbb", "support-queue-1")]
     {

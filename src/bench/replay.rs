@@ -1,0 +1,257 @@
+//! `bench replay`: the bundled calls through the engine and the real
+//! knowledge base, on a simulated clock, with no network and no threads.
+//!
+//! `bench e2e` measures latency on the loaded machine, where stale searches
+//! (a window that moved on while its search ran) vary from run to run and
+//! change what gets pushed. This replay is deterministic: each utterance
+//! arrives at its script time, each need verdict and search is answered at
+//! once, debounce timers fire on the simulated clock. So it compares
+//! policies exactly: searches run, utterances judged needless, the share of
+//! searches whose best article the call needs, and the precision of
+//! automatic pushes under the given policy.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::e2e::Relevance;
+use crate::domain::{PushOutcome, Speaker, StreamEvent, TranscriptEvent};
+use crate::engine::{Effect, Engine, Mode, Msg, Policy, SearchTiming};
+use crate::kb::need::NeedClassifier;
+use crate::kb::need::worker::{NeedJob, judge};
+use crate::kb::{FastEmbedder, KbOptions, ModelSpec, Retriever};
+use crate::paths::AppPaths;
+use crate::sim;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub need_detection: bool,
+    /// Push every search's best article (as `bench e2e` does) rather than
+    /// applying the default policy's calibrated thresholds.
+    pub every_search: bool,
+    /// A raw `auto` threshold instead of the calibrated one (for sweeps;
+    /// `push` follows it down).
+    pub auto: Option<f32>,
+    /// Another fusion than the default (its calibration, if any, follows).
+    pub fusion: Option<crate::kb::rank::Fusion>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub calls: usize,
+    pub utterances: u64,
+    pub searches: u64,
+    pub needless: u64,
+    pub need_detection: bool,
+    pub every_search: bool,
+    /// The thresholds in force (after any calibration), and the fusion.
+    pub push: f32,
+    pub auto: f32,
+    pub fusion: String,
+    pub calibrated: bool,
+    pub relevance: Relevance,
+}
+
+/// The policy the replay runs: auto mode, with the defaults or pushing all.
+fn policy(opts: &Options) -> Policy {
+    let mut p = Policy { mode: Mode::Auto, need_detection: opts.need_detection, ..Policy::default() };
+    if opts.every_search {
+        (p.show, p.push, p.auto) = (-1.0, -1.0, -1.0);
+        (p.push_precision, p.auto_precision) = (0.0, 0.0);
+        p.top_k = 1;
+        p.cooldown = Duration::ZERO;
+        p.max_pushes_per_minute = u32::MAX;
+        p.debounce = Duration::ZERO;
+    }
+    p
+}
+
+pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report> {
+    let scripts = sim::load_scripts(&sim::default_conversations())?;
+    let model = ModelSpec::installed(paths);
+    let kb_opts = KbOptions {
+        sources: crate::config::Config::default().kb.sources(),
+        kind: crate::kb::IndexKind::Flat,
+        hnsw: crate::kb::HnswParams::default(),
+        model: model.clone(),
+        force_rebuild: false,
+    };
+    let (mut retriever, _) = Retriever::open(&kb_opts, paths, &mut |_| {})?;
+    if let Some(f) = opts.fusion {
+        retriever.kb.fusion = f;
+        retriever.calibration = crate::kb::calibration::for_kb(&retriever.kb);
+    }
+    let mut policy = policy(opts);
+    if let Some(c) = &retriever.calibration {
+        policy.apply_precision_targets(|p| c.threshold_for(p));
+    }
+    if let Some(a) = opts.auto {
+        // A raw auto threshold below `push` lowers `push` with it.
+        policy.auto = a;
+        policy.push = policy.push.min(a);
+    }
+    let classifier = NeedClassifier::bundled_for(&retriever.kb.manifest.model_hash);
+    policy.need_detection &= classifier.is_some();
+    let mut judge_embedder = FastEmbedder::load(&model)?;
+    let mut engine = Engine::new(policy.clone(), "replay");
+    let mut log = Vec::new();
+    let base = Instant::now();
+    for (n, s) in scripts.iter().enumerate() {
+        // Each call starts an hour after the previous one: they never overlap.
+        let start = base + Duration::from_secs(3600 * (n as u64 + 1));
+        let mut fx = engine.handle(
+            Msg::Stream(StreamEvent::ConversationStarted { conversation_id: s.id.clone(), queue_id: None }),
+            start,
+        );
+        for (i, u) in s.utterances.iter().enumerate() {
+            let now = start + Duration::from_millis(u.at_ms);
+            // Timers due before this utterance fire first.
+            while let Some(due) = engine.next_deadline().filter(|d| *d <= now) {
+                fx.extend(engine.handle(Msg::Tick, due));
+                settle(
+                    &mut engine,
+                    &mut fx,
+                    due,
+                    &mut retriever,
+                    &mut judge_embedder,
+                    &classifier,
+                    &mut log,
+                )?;
+            }
+            let speaker = if u.channel == "EXTERNAL" { Speaker::Customer } else { Speaker::Agent };
+            fx.extend(engine.handle(
+                Msg::Stream(StreamEvent::Transcript(TranscriptEvent {
+                    conversation_id: s.id.clone(),
+                    utterance_id: format!("{}-{i}", s.id),
+                    speaker,
+                    text: u.text.clone(),
+                    is_final: true,
+                    offset_ms: None,
+                })),
+                now,
+            ));
+            settle(&mut engine, &mut fx, now, &mut retriever, &mut judge_embedder, &classifier, &mut log)?;
+        }
+        let end = start + Duration::from_millis(s.utterances.last().map_or(0, |u| u.at_ms) + 10_000);
+        while let Some(due) = engine.next_deadline().filter(|d| *d <= end) {
+            fx.extend(engine.handle(Msg::Tick, due));
+            settle(&mut engine, &mut fx, due, &mut retriever, &mut judge_embedder, &classifier, &mut log)?;
+        }
+        fx.extend(
+            engine.handle(Msg::Stream(StreamEvent::ConversationEnded { conversation_id: s.id.clone() }), end),
+        );
+        settle(&mut engine, &mut fx, end, &mut retriever, &mut judge_embedder, &classifier, &mut log)?;
+    }
+    let expected: BTreeMap<String, Vec<String>> =
+        scripts.iter().map(|s| (s.id.clone(), s.expected_articles.clone())).collect();
+    let summary = engine.metrics().summary();
+    Ok(Report {
+        calls: scripts.len(),
+        utterances: summary.utterances,
+        searches: summary.searches,
+        needless: summary.needless,
+        need_detection: policy.need_detection,
+        every_search: opts.every_search,
+        push: policy.push,
+        auto: policy.auto,
+        fusion: format!("{:?}", retriever.kb.fusion),
+        calibrated: retriever.calibration.is_some(),
+        relevance: super::e2e::quality_of(&log, &expected),
+    })
+}
+
+/// Answers every effect at `now` (verdicts, searches, ledger, delivery)
+/// until the engine has nothing more to say; keeps the records.
+fn settle(
+    engine: &mut Engine,
+    fx: &mut Vec<Effect>,
+    now: Instant,
+    retriever: &mut Retriever,
+    judge_embedder: &mut FastEmbedder,
+    classifier: &Option<NeedClassifier>,
+    log: &mut Vec<serde_json::Value>,
+) -> color_eyre::eyre::Result<()> {
+    let mut queue: VecDeque<Effect> = std::mem::take(fx).into();
+    while let Some(e) = queue.pop_front() {
+        let answer = match e {
+            Effect::JudgeNeed { conversation_id, utterance_id, text } => {
+                let need = classifier.as_ref().is_none_or(|c| {
+                    judge(
+                        judge_embedder,
+                        c,
+                        NeedJob { conversation_id: String::new(), utterance_id: String::new(), text },
+                    )
+                    .need
+                });
+                Some(Msg::NeedJudged { conversation_id, utterance_id, need })
+            }
+            Effect::Search { request, conversation_id, query, k } => Some(Msg::SearchDone {
+                request,
+                conversation_id,
+                hits: retriever.query(&query, k)?,
+                timing: SearchTiming { started: now, finished: now },
+            }),
+            Effect::Push(req) => Some(Msg::Durable(vec![req])),
+            Effect::Deliver(req) => {
+                for sink in &req.sinks {
+                    queue.extend(engine.handle(
+                        Msg::PushDone(PushOutcome {
+                            suggestion_id: req.suggestion_id.clone(),
+                            sink: *sink,
+                            conversation_id: req.conversation_id.clone(),
+                            status: Some(204),
+                            attempts: 1,
+                            latency_ms: 0,
+                            error: None,
+                        }),
+                        now,
+                    ));
+                }
+                None
+            }
+            Effect::Record(r) => {
+                log.push(serde_json::to_value(&r)?);
+                None
+            }
+            Effect::Persist(_) | Effect::Unfollow { .. } => None,
+        };
+        if let Some(msg) = answer {
+            queue.extend(engine.handle(msg, now));
+        }
+    }
+    Ok(())
+}
+
+pub fn print_table(r: &Report) {
+    println!(
+        "{} calls replayed: {} utterances, {} searches, {} judged needless (need detection {})",
+        r.calls,
+        r.utterances,
+        r.searches,
+        r.needless,
+        if r.need_detection { "on" } else { "off" }
+    );
+    println!(
+        "  policy: {}; push {:.3}, auto {:.3}; fusion {}; calibrated {}",
+        if r.every_search { "every search's best article pushed" } else { "defaults, auto mode" },
+        r.push,
+        r.auto,
+        r.fusion,
+        r.calibrated
+    );
+    println!(
+        "  best article relevant in {:.1}% of searches; {} of {} calls got one",
+        r.relevance.top1_share * 100.0,
+        r.relevance.calls_covered,
+        r.relevance.calls_labelled
+    );
+    println!(
+        "  auto pushes: {} of {} relevant ({:.1}%); {} of {} calls got a relevant push",
+        r.relevance.auto_relevant,
+        r.relevance.auto_pushes,
+        r.relevance.auto_precision * 100.0,
+        r.relevance.calls_with_relevant_push,
+        r.relevance.calls_labelled
+    );
+}

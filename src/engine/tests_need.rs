@@ -1,0 +1,103 @@
+//! Engine tests of need detection: a final utterance is judged before it
+//! joins the query window; needless ones start no search and stay out of
+//! later windows.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::domain::{Speaker, StreamEvent, TranscriptEvent};
+
+fn at(base: Instant, ms: u64) -> Instant {
+    base + Duration::from_millis(ms)
+}
+
+fn engine() -> Engine {
+    let p = Policy { window_min_words: 1, debounce: Duration::ZERO, window: 2, ..Policy::default() };
+    assert!(p.need_detection, "need detection is on by default");
+    Engine::new(p, "run")
+}
+
+fn said(uid: &str, text: &str, is_final: bool) -> Msg {
+    Msg::Stream(StreamEvent::Transcript(TranscriptEvent {
+        conversation_id: "c".into(),
+        utterance_id: uid.into(),
+        speaker: Speaker::Customer,
+        text: text.into(),
+        is_final,
+        offset_ms: None,
+    }))
+}
+
+fn judged(uid: &str, need: bool) -> Msg {
+    Msg::NeedJudged { conversation_id: "c".into(), utterance_id: uid.into(), need }
+}
+
+fn judge_requests(fx: &[Effect]) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| {
+            if let Effect::JudgeNeed { utterance_id, .. } = e { Some(utterance_id.clone()) } else { None }
+        })
+        .collect()
+}
+
+fn search_queries(fx: &[Effect]) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| if let Effect::Search { query, .. } = e { Some(query.clone()) } else { None })
+        .collect()
+}
+
+#[test]
+fn a_final_utterance_is_judged_before_it_is_searched() {
+    let base = Instant::now();
+    let mut e = engine();
+    // Interim text is neither judged nor searched.
+    let fx = e.handle(said("u1", "my camera is", false), at(base, 0));
+    assert!(judge_requests(&fx).is_empty() && search_queries(&fx).is_empty());
+    let fx = e.handle(said("u1", "my camera is offline", true), at(base, 10));
+    assert_eq!(judge_requests(&fx), vec!["u1"]);
+    assert!(search_queries(&fx).is_empty(), "searched before the verdict");
+    let fx = e.handle(judged("u1", true), at(base, 20));
+    assert_eq!(search_queries(&fx), vec!["my camera is offline"]);
+}
+
+#[test]
+fn a_needless_utterance_starts_no_search_and_stays_out_of_the_window() {
+    let base = Instant::now();
+    let mut e = engine();
+    e.handle(said("u1", "my camera is offline", true), at(base, 0));
+    e.handle(judged("u1", true), at(base, 5));
+    e.handle(said("u2", "3 3 7 1 0 5", true), at(base, 100));
+    let fx = e.handle(judged("u2", false), at(base, 105));
+    assert!(search_queries(&fx).is_empty(), "a needless utterance searched: {fx:?}");
+    assert_eq!(e.metrics().needless, 1);
+    e.handle(said("u3", "can i upgrade to premium", true), at(base, 200));
+    let fx = e.handle(judged("u3", true), at(base, 205));
+    // The window of two skips the number read out.
+    assert_eq!(search_queries(&fx), vec!["my camera is offline can i upgrade to premium"]);
+}
+
+#[test]
+fn a_repeated_final_keeps_its_verdict_and_a_verdict_for_a_gone_utterance_is_ignored() {
+    let base = Instant::now();
+    let mut e = engine();
+    e.handle(said("u1", "my camera is offline", true), at(base, 0));
+    e.handle(judged("u1", true), at(base, 5));
+    let fx = e.handle(said("u1", "my camera is offline", true), at(base, 10));
+    assert!(judge_requests(&fx).is_empty(), "judged twice");
+    // A revised text is judged again.
+    let fx = e.handle(said("u1", "my doorbell camera is offline", true), at(base, 20));
+    assert_eq!(judge_requests(&fx), vec!["u1"]);
+    let fx = e.handle(judged("nope", true), at(base, 30));
+    assert!(search_queries(&fx).is_empty());
+}
+
+#[test]
+fn with_detection_off_every_utterance_searches_at_once() {
+    let base = Instant::now();
+    let p =
+        Policy { window_min_words: 1, debounce: Duration::ZERO, need_detection: false, ..Policy::default() };
+    let mut e = Engine::new(p, "run");
+    let fx = e.handle(said("u1", "3 3 7 1 0 5", true), at(base, 0));
+    assert!(judge_requests(&fx).is_empty());
+    assert_eq!(search_queries(&fx), vec!["3 3 7 1 0 5"]);
+}
