@@ -119,9 +119,13 @@ pub async fn run_with(config: SimConfig, mode: Mode, tweak: impl FnOnce(&mut Con
 
 pub fn fast(scripts: Vec<Script>) -> SimConfig {
     let mut c = sim_config(scripts);
-    // 20x real time: 18 calls at once are then like 360 live ones on this
-    // 2-core machine, yet each call's windows still get searched in turn.
-    c.speed = 20.0;
+    // 10x real time: 18 calls at once are then like 180 live ones on this
+    // 2-core machine, which the tests share with each other (browser,
+    // benchmarks); each call's windows still get searched in turn. Capacity
+    // itself is measured by `bench load`, not here: at 20x, with the
+    // calibrated auto threshold near some calls' only relevant scores, one
+    // search gone stale under a loaded machine could cost a call its push.
+    c.speed = 10.0;
     c.concurrency = c.scripts.len();
     c
 }
