@@ -7,6 +7,10 @@
 //!
 //! Frontends (headless JSON lines, the TUI) drive it with [`Runtime::next`]
 //! and [`Runtime::handle`], and read the engine for display.
+//!
+//! Knowledge-base edits are picked up while it runs ([`kb_live`]).
+
+mod kb_live;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -85,6 +89,8 @@ pub struct Runtime {
     tx: mpsc::Sender<Msg>,
     rx: mpsc::Receiver<Msg>,
     kb: KbHandle,
+    /// Live reload: watcher, periodic sync and the rebuild thread.
+    kb_live: kb_live::KbLive,
     catalog: Arc<Vec<StoredArticle>>,
     stream: StreamHandle,
     forwarder: tokio::task::JoinHandle<()>,
@@ -172,6 +178,7 @@ impl Runtime {
             model: ModelSpec::installed(paths),
             force_rebuild: false,
         };
+        let live_opts = kb_opts.clone();
         let kb_paths = paths.clone();
         let mut progress = opts.progress;
         let (retriever, report) =
@@ -189,6 +196,7 @@ impl Runtime {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let answers = tx.clone();
         let kb = spawn_worker(retriever, Box::new(move |a| answers.blocking_send(search_msg(a)).is_ok()));
+        let kb_live = kb_live::start(config, paths, live_opts, catalog.clone(), kb.installer(), tx.clone());
 
         let http = http_client(config.push_timeout())?;
         let auth = TokenSource::new(http.clone(), endpoint.clone());
@@ -272,6 +280,7 @@ impl Runtime {
             tx,
             rx,
             kb,
+            kb_live,
             catalog,
             stream,
             forwarder,
@@ -329,6 +338,12 @@ impl Runtime {
             (&msg, &self.widget)
         {
             hub.publish(FeedEvent::participants(conversation_id, participants));
+        }
+        // The palette lists what the new index holds.
+        if matches!(msg, Msg::KbReloaded(_))
+            && let Some(c) = self.kb_live.take_catalog()
+        {
+            self.catalog = c;
         }
         let effects = self.engine.handle(msg, Instant::now());
         for e in effects {
@@ -454,6 +469,7 @@ impl Runtime {
         if let Err(e) = self.audit.close() {
             tracing::error!(error = %e, "audit log could not be flushed");
         }
+        self.kb_live.stop();
         self.kb.stop();
         summary
     }

@@ -2,7 +2,7 @@
 //! (what the operator asked for) and [`Effect`] (what it asks the runtime to
 //! do). [`Record`] is the audit log's and the headless console's line.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,24 @@ pub enum Msg {
     LedgerRecovered,
     /// An agent's page reacted to a suggestion.
     Agent(AgentEvent),
+    /// A rebuilt knowledge base answers searches from now on.
+    KbReloaded(KbReload),
+    /// A rebuild (or the sync feeding it) failed; the old index stays.
+    KbReloadFailed { reason: String },
+}
+
+/// What changed in the knowledge base with a live reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KbReload {
+    /// The new index's version (the index the process started with is 1).
+    pub version: u64,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    /// From noticing the change to the new index being ready.
+    pub took: Duration,
+    /// Articles in the new index.
+    pub articles: usize,
 }
 
 /// What an agent's widget page reported.
@@ -215,6 +233,9 @@ pub enum Record {
         query: String,
         results: Vec<ScoredArticle>,
         stale: bool,
+        /// The version of the index that answered (see [`Msg::KbReloaded`]).
+        #[serde(default)]
+        kb_version: u64,
     },
     Suggestion {
         suggestion_id: String,
@@ -279,6 +300,25 @@ pub enum Record {
     Ledger {
         ok: bool,
         message: String,
+    },
+    /// A rebuilt knowledge base is in use: article ids added, removed and
+    /// changed, and how many shown suggestions were marked changed.
+    KbReloaded {
+        version: u64,
+        added: Vec<String>,
+        removed: Vec<String>,
+        changed: Vec<String>,
+        took_ms: u64,
+        articles: usize,
+        marked_changed: usize,
+    },
+    /// An operator's command was refused, and why.
+    Refused {
+        message: String,
+    },
+    /// A rebuild failed; the previous index is still answering.
+    KbReloadFailed {
+        reason: String,
     },
     /// Calls and deliveries taken over from the ledger at start.
     Restored {
