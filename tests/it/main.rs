@@ -17,6 +17,7 @@ mod kb_sources;
 mod keys;
 mod knowledge;
 mod ledger_full;
+mod live_reload;
 mod net_push;
 mod net_stream;
 mod pipeline;

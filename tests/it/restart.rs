@@ -30,9 +30,15 @@ pub struct Headless {
 impl Headless {
     pub fn start(tmp: &Path, sim: &SimHandle, mode: &str) -> Self {
         crate::support::warm_index();
+        Self::start_with(tmp, sim, mode, &[])
+    }
+
+    /// Like [`Headless::start`], with more arguments (`--kb DIR`, say).
+    pub fn start_with(tmp: &Path, sim: &SimHandle, mode: &str, extra: &[&str]) -> Self {
         let stderr = tmp.join("console.stderr");
         let mut child = console_process(tmp)
             .args(["console", "--headless", "--mode", mode, "--queue", &sim.queue_id, "--exit-after", "300s"])
+            .args(extra)
             .env("GENESYS_API_BASE", &sim.base_url)
             .env("GENESYS_CLIENT_ID", "restart-test")
             .env("GENESYS_CLIENT_SECRET", "restart-secret")
