@@ -12,6 +12,7 @@
 pub mod e2e;
 pub mod index;
 pub mod kb;
+pub mod kb_edits;
 pub mod load;
 pub mod widgets;
 

@@ -335,6 +335,10 @@ pub enum BenchCommand {
         /// Most words in a query window (default: the config's policy).
         #[arg(long)]
         window_max_words: Option<usize>,
+        /// Edit an article of a copy of the sample KB this often (e.g. 2s),
+        /// so live reloads rebuild and swap the index during the run.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        reload_every: Option<std::time::Duration>,
         #[arg(long)]
         json: bool,
     },

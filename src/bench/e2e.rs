@@ -4,7 +4,9 @@
 //! it, in the same run, the floor: the same query windows embedded and
 //! searched alone. The ratio of the two is the pipeline's overhead. It also
 //! scores what was found against each call's labelled articles, so a change
-//! that buys speed with relevance shows here.
+//! that buys speed with relevance shows here. With `--reload-every` it edits
+//! a copy of the KB at that pace, so the same run shows the latency while
+//! live reloads rebuild and swap the index.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -30,6 +32,19 @@ pub struct Options {
     pub calls: Option<usize>,
     /// Overrides `policy.window_max_words`.
     pub window_max_words: Option<usize>,
+    /// Edit an article of a KB copy this often (live reloads under load).
+    pub reload_every: Option<Duration>,
+}
+
+/// Live reloads during the run (with `--reload-every`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Reloads {
+    pub edits: usize,
+    pub reloads: usize,
+    /// From noticing an edit to the new index answering.
+    pub took: Latency,
+    /// Share of the run's wall time spent rebuilding.
+    pub busy_share: f64,
 }
 
 /// How relevant the searches were, judged by each script's
@@ -68,6 +83,8 @@ pub struct Report {
     pub window_max_words: usize,
     pub relevance: Relevance,
     pub peak_rss_mib: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reloads: Option<Reloads>,
 }
 
 /// A config for the simulator at `base`, tuned so every search pushes.
@@ -128,7 +145,8 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
     let expected: BTreeMap<String, Vec<String>> =
         scripts.iter().map(|s| (s.id.clone(), s.expected_articles.clone())).collect();
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (summary, stages, audit, window_max_words) = tokio.block_on(async {
+    let started = Instant::now();
+    let (summary, stages, audit, window_max_words, edits) = tokio.block_on(async {
         let mut sc = SimConfig::new(scripts);
         sc.speed = opts.speed;
         sc.concurrency = opts.concurrency;
@@ -140,8 +158,17 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             config.validate()?;
         }
         let window_max_words = config.policy.window_max_words;
+        if opts.reload_every.is_some() {
+            config.kb.paths = vec![super::kb_edits::copy_sample_kb(tmp.path())?];
+        }
         let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
-        if !drive(&mut rt, &sim, calls as u64, Duration::from_secs(3600)).await {
+        let editor = match (opts.reload_every, config.kb.paths.first()) {
+            (Some(every), Some(kb)) => Some(super::kb_edits::Editor::start(kb.clone(), every)?),
+            _ => None,
+        };
+        let finished = drive(&mut rt, &sim, calls as u64, Duration::from_secs(3600)).await;
+        let edits = editor.map(super::kb_edits::Editor::stop);
+        if !finished {
             rt.shutdown().await;
             sim.stop().await;
             return Err(color_eyre::eyre::eyre!("the calls did not finish within an hour"));
@@ -155,11 +182,27 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         let audit = rt.audit_path().to_path_buf();
         let summary = rt.shutdown().await;
         sim.stop().await;
-        Ok::<_, color_eyre::eyre::Report>((summary, stages, audit, window_max_words))
+        Ok::<_, color_eyre::eyre::Report>((summary, stages, audit, window_max_words, edits))
     })?;
     drop(tokio);
+    let wall = started.elapsed();
+    let log = read_log(&audit)?;
+    let reloads = edits.map(|edits| {
+        let took: Vec<Duration> = log
+            .iter()
+            .filter(|v| v["event"] == "kb_reloaded")
+            .filter_map(|v| v["took_ms"].as_u64().map(Duration::from_millis))
+            .collect();
+        let busy: Duration = took.iter().sum();
+        Reloads {
+            edits,
+            reloads: took.len(),
+            took: Latency::of(&took),
+            busy_share: busy.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+        }
+    });
     let searches: Vec<serde_json::Value> =
-        read_log(&audit)?.into_iter().filter(|v| v["event"] == "search" && v["stale"] == false).collect();
+        log.into_iter().filter(|v| v["event"] == "search" && v["stale"] == false).collect();
     let queries: Vec<String> =
         searches.iter().filter_map(|v| v["query"].as_str().map(String::from)).collect();
     let relevance = relevance(&searches, &expected);
@@ -182,6 +225,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         window_max_words,
         relevance,
         peak_rss_mib: proc_stats("self").peak_rss_mib,
+        reloads,
     })
 }
 
@@ -273,4 +317,13 @@ pub fn print_table(r: &Report) {
         r.relevance.calls_labelled
     );
     println!("  peak RSS {:.0} MiB (simulator and pipeline in one process)", r.peak_rss_mib);
+    if let Some(l) = &r.reloads {
+        println!(
+            "  live reload: {} edits, {} reloads, rebuild+swap {}; rebuilding {:.0}% of the run",
+            l.edits,
+            l.reloads,
+            l.took,
+            l.busy_share * 100.0
+        );
+    }
 }

@@ -33,10 +33,16 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             let r = index::run(&index::Options { vectors, kind, dim, queries, hnsw })?;
             bench::print(&r, json, index::print_table);
         }
-        BenchCommand::E2e { speed, concurrency, dialect, calls, window_max_words, json } => {
+        BenchCommand::E2e { speed, concurrency, dialect, calls, window_max_words, reload_every, json } => {
             // The simulator rejects a bad speed; the config, a bad window.
-            let opts =
-                e2e::Options { speed, concurrency: concurrency.max(1), dialect, calls, window_max_words };
+            let opts = e2e::Options {
+                speed,
+                concurrency: concurrency.max(1),
+                dialect,
+                calls,
+                window_max_words,
+                reload_every,
+            };
             let r = e2e::run(paths, &opts)?;
             bench::print(&r, json, e2e::print_table);
         }
