@@ -339,11 +339,14 @@ impl Runtime {
         {
             hub.publish(FeedEvent::participants(conversation_id, participants));
         }
-        // The palette lists what the new index holds.
-        if matches!(msg, Msg::KbReloaded(_))
-            && let Some(c) = self.kb_live.take_catalog()
-        {
-            self.catalog = c;
+        if let Msg::KbReloaded(r) = &msg {
+            kb_live::on_reloaded(
+                r,
+                &self.engine,
+                &self.kb_live,
+                &mut self.catalog,
+                self.widget.as_ref().map(|w| &w.0),
+            );
         }
         let effects = self.engine.handle(msg, Instant::now());
         for e in effects {

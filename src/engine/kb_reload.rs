@@ -3,7 +3,8 @@
 //! answered), marks suggestions of changed articles `changed` (what was
 //! shown is the old text), withdraws open suggestions of deleted articles
 //! and refuses to send a deleted article at all (approvals, retries, the
-//! palette), searches live calls again so the matches show the new text,
+//! palette), searches live calls again when their matches are affected (or
+//! a new article might match) so the matches show the new text,
 //! and reports the reload (status bar, push log, audit / headless line).
 //! A failed rebuild is reported the same ways; nothing else changes.
 
@@ -85,10 +86,20 @@ impl Engine {
             if touched {
                 self.touched.insert(c.id.clone());
             }
-            // The matches on screen may quote old text or a deleted article.
+            // Search again when the matches on screen quote a changed or
+            // deleted article, or a new article might match: not for every
+            // edit anywhere in the KB (that would double the search load
+            // while an author works).
+            let affected = !r.added.is_empty()
+                || c.matches.iter().any(|h| {
+                    changed.contains(h.article_id.as_str()) || removed.contains(h.article_id.as_str())
+                });
             let live = c.ended_at.is_none() && !c.paused && !paused_all;
-            if live && !c.window_text.is_empty() && c.effective_mode(policy.mode) != Mode::Off {
+            if affected && live && !c.window_text.is_empty() && c.effective_mode(policy.mode) != Mode::Off {
                 c.window_seq += 1;
+                // No transcript event caused this search: it stays out of
+                // the event-to-search and event-to-push latencies.
+                c.window_event_at = None;
                 schedule_search(c, policy.debounce, now);
             }
         }

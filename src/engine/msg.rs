@@ -55,7 +55,7 @@ pub struct KbReload {
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub changed: Vec<String>,
-    /// From noticing the change to the new index being ready.
+    /// From the start of the rebuild to the new index being ready.
     pub took: Duration,
     /// Articles in the new index.
     pub articles: usize,

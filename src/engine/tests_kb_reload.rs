@@ -123,11 +123,17 @@ fn a_reload_marks_changed_withdraws_deleted_and_versions_the_next_searches() {
     // The live call is searched again, and that search is recorded as the new index's.
     let fx = e.handle(Msg::Tick, at(6_000));
     let request = *search_ids(&fx).first().expect("a reload searches live calls again");
+    assert_eq!(e.conversation("c1").unwrap().window_event_at, None, "not a transcript event's search");
     let timing = SearchTiming { started: at(6_001), finished: at(6_005) };
     let hits = vec![hit("new-fees", 0.9), hit("refunds", 0.8)];
     let fx = e.handle(Msg::SearchDone { request, conversation_id: "c1".into(), hits, timing }, at(6_010));
     assert_eq!(search_versions(&fx), vec![2]);
     assert!(e.conversation("c1").unwrap().suggestions.iter().any(|s| s.article_id == "new-fees"));
+
+    // An edit to an article the call does not show searches nothing again.
+    e.handle(reload(3, &[], &[], &["elsewhere"]), at(7_000));
+    assert!(search_ids(&e.handle(Msg::Tick, at(9_000))).is_empty());
+    assert_eq!(e.kb_version(), 3);
 }
 
 #[test]

@@ -64,7 +64,8 @@ impl ArticleDiff {
 pub struct ReloadReport {
     pub version: u64,
     pub diff: ArticleDiff,
-    /// From the first change noticed to the new index being ready.
+    /// From the start of the rebuild (after the watcher's debounce) to the
+    /// new index being ready.
     pub took: Duration,
     pub articles: usize,
     /// Chunks embedded by this rebuild, and reused from the cache.

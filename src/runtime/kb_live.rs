@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::engine::{KbReload, Msg};
+use crate::engine::{Engine, KbReload, Msg};
 use crate::kb::KbOptions;
 use crate::kb::genesys::periodic;
 use crate::kb::reload::{ReloadEvent, ReloadSink, Reloader};
@@ -20,6 +20,7 @@ use crate::kb::store::StoredArticle;
 use crate::kb::watch::{SourceWatcher, watch};
 use crate::kb::worker::Installer;
 use crate::paths::AppPaths;
+use crate::widget::{FeedEvent, WidgetHub};
 
 /// The running parts of live reload; [`KbLive::stop`] before the worker.
 pub struct KbLive {
@@ -81,6 +82,31 @@ pub fn start(
         _ => None,
     };
     KbLive { reloader, _watcher: watcher, sync }
+}
+
+/// The runtime's side of a reload: the palette lists what the new index
+/// holds, and agent widgets mark suggestions of changed articles `changed`
+/// (the hub ignores the ones it never showed).
+pub fn on_reloaded(
+    r: &KbReload,
+    engine: &Engine,
+    live: &KbLive,
+    catalog: &mut Arc<Vec<StoredArticle>>,
+    hub: Option<&WidgetHub>,
+) {
+    if let Some(c) = live.take_catalog() {
+        *catalog = c;
+    }
+    let Some(hub) = hub else { return };
+    for c in engine.conversations().filter(|c| c.ended_at.is_none()) {
+        for s in c.suggestions.iter().filter(|s| r.changed.contains(&s.article_id)) {
+            hub.publish(FeedEvent::Update {
+                conversation_id: c.id.clone(),
+                suggestion_id: s.id.clone(),
+                state: "changed".into(),
+            });
+        }
+    }
 }
 
 impl KbLive {
