@@ -8,7 +8,8 @@
 //! reported with the build's own message (file and line).
 //!
 //! The thread has its own embedder, loaded at the first rebuild, so a
-//! rebuild never waits for the searches' model or holds it up. It owns the
+//! rebuild never waits for the searches' model or holds it up; it runs on
+//! one core ([`REBUILD_THREADS`]), so the searches keep the others. It owns the
 //! index version: 1 for the index the runtime started with, one more per
 //! swap.
 
@@ -24,6 +25,12 @@ use super::store::{self, KnowledgeBase, StoredArticle};
 use super::worker::{Installer, Swap};
 use super::{FastEmbedder, KbError, KbOptions};
 use crate::paths::AppPaths;
+
+/// Intra-op threads of the rebuild's model: a rebuild of a few edited
+/// articles is a handful of chunks, and on a small machine a model using
+/// every core would hold up the live searches for its whole run (`bench e2e
+/// --reload-every` showed event-to-search p99 at 1.7 s that way).
+pub const REBUILD_THREADS: usize = 1;
 
 /// Articles added, removed and changed between two versions of a KB, by id
 /// (each list sorted).
@@ -239,7 +246,10 @@ impl State {
     fn build(&mut self) -> Result<(KnowledgeBase, usize, usize), KbError> {
         let embedder = match &mut self.embedder {
             Some(e) => e,
-            None => self.embedder.insert(FastEmbedder::load(&self.opts.model)?),
+            None => {
+                let spec = super::ModelSpec { threads: Some(REBUILD_THREADS), ..self.opts.model.clone() };
+                self.embedder.insert(FastEmbedder::load(&spec)?)
+            }
         };
         let (kb, report) = store::open(&self.opts, &self.paths, embedder, &mut |_| {})?;
         Ok((kb, report.embedded, report.reused))
