@@ -14,6 +14,7 @@
 pub mod e2e;
 pub mod index;
 pub mod kb;
+pub mod kb_edits;
 pub mod load;
 pub mod replay;
 pub mod widgets;

@@ -362,6 +362,10 @@ pub enum BenchCommand {
         /// debounce, cooldown) instead of pushing every search's best article.
         #[arg(long)]
         default_policy: bool,
+        /// Edit an article of a copy of the sample KB this often (e.g. 2s),
+        /// so live reloads rebuild and swap the index during the run.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        reload_every: Option<std::time::Duration>,
         #[arg(long)]
         json: bool,
     },

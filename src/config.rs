@@ -121,10 +121,10 @@ impl KbConfig {
     pub fn sync_every(&self) -> Result<Duration, ConfigError> {
         humantime::parse_duration(self.sync_interval.trim())
             .ok()
-            .filter(|d| *d >= Duration::from_secs(10))
+            .filter(|d| *d >= Duration::from_secs(1))
             .ok_or_else(|| ConfigError::Invalid {
                 key: "kb.sync_interval".into(),
-                message: format!("`{}` is not a duration of at least 10 s (e.g. 15m)", self.sync_interval),
+                message: format!("`{}` is not a duration of at least 1 s (e.g. 15m)", self.sync_interval),
             })
     }
 

@@ -12,6 +12,7 @@
 mod agent;
 pub mod conversation;
 pub mod durable;
+pub mod kb_reload;
 pub mod metrics;
 pub mod msg;
 mod operator;
@@ -32,6 +33,7 @@ pub use agent::ArticleFeedback;
 pub use conversation::Conversation;
 pub use durable::{Clock, ConversationRecord, SuggestionRecord};
 pub use metrics::{Metrics, Stage, Summary};
+pub use msg::KbReload;
 pub use msg::{
     Action, Actor, AgentEvent, ArticleRef, Command, Effect, Feedback, Msg, Record, RequestId, ScoredArticle,
     SearchTiming,
@@ -97,6 +99,8 @@ pub struct Engine {
     /// Wall-clock anchor for ledger times; until the runtime sets one, the
     /// first message's time stands for Unix time 0 (tests need no clock).
     clock: Option<Clock>,
+    /// The knowledge base's version, deletions and changes ([`kb_reload`]).
+    kb: kb_reload::KbState,
 }
 
 impl Engine {
@@ -127,6 +131,7 @@ impl Engine {
             persisted: HashMap::new(),
             touched: std::collections::BTreeSet::new(),
             clock: None,
+            kb: kb_reload::KbState::default(),
         }
     }
 
@@ -178,6 +183,8 @@ impl Engine {
             Msg::NeedJudged { conversation_id, utterance_id, need } => {
                 self.on_need_judged(&conversation_id, &utterance_id, need, now);
             }
+            Msg::KbReloaded(r) => self.on_kb_reloaded(r, now, &mut fx),
+            Msg::KbReloadFailed { reason } => self.on_kb_reload_failed(reason, now, &mut fx),
         }
         self.fire_due_searches(now, &mut fx);
         self.persist_changes(&mut fx);
@@ -333,6 +340,7 @@ impl Engine {
             c.inflight = None;
         }
         self.metrics.searches += 1;
+        let kb_version = self.kb.version;
         let record = |query: String, stale: bool| {
             Effect::Record(Record::Search {
                 conversation_id: id.to_string(),
@@ -343,6 +351,7 @@ impl Engine {
                     .map(|h| ScoredArticle { article_id: h.article_id.clone(), score: h.score })
                     .collect(),
                 stale,
+                kb_version,
             })
         };
         if !current {

@@ -6,7 +6,9 @@
 //! ([`store`]) so an unchanged KB loads without re-embedding, and every
 //! vector is cached by its text ([`embed::cache`]) so a changed KB embeds
 //! only its changed chunks. A Genesys knowledge base is synced into a
-//! local source ([`genesys`]). A search
+//! local source ([`genesys`]). While the console runs, edited sources are
+//! rebuilt in the background and swapped in between searches ([`reload`],
+//! [`watch`]). A search
 //! returns one [`Hit`] per article with its best chunk. [`eval`] measures
 //! retrieval quality and single-query latency on a labelled query set.
 //!
@@ -23,8 +25,10 @@ pub mod genesys;
 pub mod index;
 pub mod need;
 pub mod rank;
+pub mod reload;
 pub mod source;
 pub mod store;
+pub mod watch;
 pub mod worker;
 
 use std::fmt;

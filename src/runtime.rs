@@ -7,6 +7,10 @@
 //!
 //! Frontends (headless JSON lines, the TUI) drive it with [`Runtime::next`]
 //! and [`Runtime::handle`], and read the engine for display.
+//!
+//! Knowledge-base edits are picked up while it runs ([`kb_live`]).
+
+mod kb_live;
 
 mod need;
 
@@ -89,6 +93,8 @@ pub struct Runtime {
     kb: KbHandle,
     /// Need detection's judging thread, when on.
     need: Option<crate::kb::need::worker::NeedHandle>,
+    /// Live reload: watcher, periodic sync and the rebuild thread.
+    kb_live: kb_live::KbLive,
     catalog: Arc<Vec<StoredArticle>>,
     stream: StreamHandle,
     forwarder: tokio::task::JoinHandle<()>,
@@ -177,6 +183,7 @@ impl Runtime {
             force_rebuild: false,
         };
         let model = kb_opts.model.clone();
+        let live_opts = kb_opts.clone();
         let kb_paths = paths.clone();
         let mut progress = opts.progress;
         let (retriever, report) =
@@ -196,6 +203,7 @@ impl Runtime {
         let model_hash = retriever.kb.manifest.model_hash.clone();
         let need = need::start(&mut policy, &model, &model_hash, tx.clone()).await;
         let kb = spawn_worker(retriever, Box::new(move |a| answers.blocking_send(search_msg(a)).is_ok()));
+        let kb_live = kb_live::start(config, paths, live_opts, catalog.clone(), kb.installer(), tx.clone());
 
         let http = http_client(config.push_timeout())?;
         let auth = TokenSource::new(http.clone(), endpoint.clone());
@@ -280,6 +288,7 @@ impl Runtime {
             rx,
             kb,
             need,
+            kb_live,
             catalog,
             stream,
             forwarder,
@@ -337,6 +346,15 @@ impl Runtime {
             (&msg, &self.widget)
         {
             hub.publish(FeedEvent::participants(conversation_id, participants));
+        }
+        if let Msg::KbReloaded(r) = &msg {
+            kb_live::on_reloaded(
+                r,
+                &self.engine,
+                &self.kb_live,
+                &mut self.catalog,
+                self.widget.as_ref().map(|w| &w.0),
+            );
         }
         let effects = self.engine.handle(msg, Instant::now());
         for e in effects {
@@ -465,6 +483,7 @@ impl Runtime {
         if let Err(e) = self.audit.close() {
             tracing::error!(error = %e, "audit log could not be flushed");
         }
+        self.kb_live.stop();
         self.kb.stop();
         summary
     }

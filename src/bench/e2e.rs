@@ -8,6 +8,8 @@
 //! widget as well as the webhook, with a page open on every call, so the
 //! report also has event→widget: the suggestion read off the page's SSE
 //! stream.
+//! With `--reload-every` it edits a copy of the KB at that pace, so the same
+//! run shows the latency while live reloads rebuild and swap the index.
 
 mod quality;
 
@@ -44,6 +46,19 @@ pub struct Options {
     /// Auto mode with the default policy (calibrated thresholds, debounce,
     /// cooldown) instead of pushing every search's best article.
     pub default_policy: bool,
+    /// Edit an article of a KB copy this often (live reloads under load).
+    pub reload_every: Option<Duration>,
+}
+
+/// Live reloads during the run (with `--reload-every`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Reloads {
+    pub edits: usize,
+    pub reloads: usize,
+    /// From noticing an edit to the new index answering.
+    pub took: Latency,
+    /// Share of the run's wall time spent rebuilding.
+    pub busy_share: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +98,8 @@ pub struct Report {
     pub widget_seen: usize,
     pub widget_delivered: usize,
     pub peak_rss_mib: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reloads: Option<Reloads>,
 }
 
 /// A config for the simulator at `base`, tuned so every search pushes.
@@ -144,7 +161,8 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         scripts.iter().map(|s| (s.id.clone(), s.expected_articles.clone())).collect();
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let call_ids: Vec<String> = scripts.iter().map(|s| s.id.clone()).collect();
-    let (summary, stages, audit, window_max_words, widget) = tokio.block_on(async {
+    let started = Instant::now();
+    let (summary, stages, audit, window_max_words, widget, edits) = tokio.block_on(async {
         let mut sc = SimConfig::new(scripts);
         sc.speed = opts.speed;
         sc.concurrency = opts.concurrency;
@@ -167,10 +185,19 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         config.widget.auth = crate::widget::AuthMode::None;
         // Keep ended calls, so each suggestion's event time can be read at the end.
         config.policy.ended_grace = Duration::from_secs(3600);
+        if opts.reload_every.is_some() {
+            config.kb.paths = vec![super::kb_edits::copy_sample_kb(tmp.path())?];
+        }
         let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
         let base = rt.widget_url().ok_or_else(|| color_eyre::eyre::eyre!("the widget is not served"))?;
         let mut pages = Pages::open(base, &call_ids);
-        if !drive(&mut rt, &sim, calls as u64, Duration::from_secs(3600)).await {
+        let editor = match (opts.reload_every, config.kb.paths.first()) {
+            (Some(every), Some(kb)) => Some(super::kb_edits::Editor::start(kb.clone(), every)?),
+            _ => None,
+        };
+        let finished = drive(&mut rt, &sim, calls as u64, Duration::from_secs(3600)).await;
+        let edits = editor.map(super::kb_edits::Editor::stop);
+        if !finished {
             rt.shutdown().await;
             sim.stop().await;
             return Err(color_eyre::eyre::eyre!("the calls did not finish within an hour"));
@@ -188,12 +215,27 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         let audit = rt.audit_path().to_path_buf();
         let summary = rt.shutdown().await;
         sim.stop().await;
-        Ok::<_, color_eyre::eyre::Report>((summary, stages, audit, window_max_words, widget))
+        Ok::<_, color_eyre::eyre::Report>((summary, stages, audit, window_max_words, widget, edits))
     })?;
     drop(tokio);
+    let wall = started.elapsed();
     let log = read_log(&audit)?;
     let widget_delivered =
         log.iter().filter(|v| v["event"] == "push" && v["sink"] == "widget" && v["ok"] == true).count();
+    let reloads = edits.map(|edits| {
+        let took: Vec<Duration> = log
+            .iter()
+            .filter(|v| v["event"] == "kb_reloaded")
+            .filter_map(|v| v["took_ms"].as_u64().map(Duration::from_millis))
+            .collect();
+        let busy: Duration = took.iter().sum();
+        Reloads {
+            edits,
+            reloads: took.len(),
+            took: Latency::of(&took),
+            busy_share: busy.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+        }
+    });
     let queries: Vec<String> = log
         .iter()
         .filter(|v| v["event"] == "search" && v["stale"] == false)
@@ -226,6 +268,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         widget_seen: widget.1,
         widget_delivered,
         peak_rss_mib: proc_stats("self").peak_rss_mib,
+        reloads,
     })
 }
 
@@ -328,4 +371,13 @@ pub fn print_table(r: &Report) {
         r.relevance.calls_labelled
     );
     println!("  peak RSS {:.0} MiB (simulator and pipeline in one process)", r.peak_rss_mib);
+    if let Some(l) = &r.reloads {
+        println!(
+            "  live reload: {} edits, {} reloads, rebuild+swap {}; rebuilding {:.0}% of the run",
+            l.edits,
+            l.reloads,
+            l.took,
+            l.busy_share * 100.0
+        );
+    }
 }

@@ -41,6 +41,7 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             window_max_words,
             no_need_detection,
             default_policy,
+            reload_every,
             json,
         } => {
             // The simulator rejects a bad speed; the config, a bad window.
@@ -52,6 +53,7 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
                 window_max_words,
                 need_detection: !no_need_detection,
                 default_policy,
+                reload_every,
             };
             let r = e2e::run(paths, &opts)?;
             bench::print(&r, json, e2e::print_table);

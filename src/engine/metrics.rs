@@ -75,6 +75,9 @@ pub struct Summary {
     pub pushes_failed: u64,
     pub stale_results: u64,
     pub discarded_frames: u64,
+    /// Searches the knowledge base could not answer.
+    #[serde(default)]
+    pub search_errors: u64,
     pub latency: BTreeMap<String, Percentiles>,
 }
 
@@ -161,6 +164,7 @@ impl Metrics {
             pushes_failed: self.pushes_failed,
             stale_results: self.stale_results,
             discarded_frames: self.discarded_frames,
+            search_errors: self.search_errors,
             latency: Stage::ALL
                 .iter()
                 .filter_map(|&s| self.percentiles(s).map(|p| (s.name().to_string(), p)))

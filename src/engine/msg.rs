@@ -2,7 +2,7 @@
 //! (what the operator asked for) and [`Effect`] (what it asks the runtime to
 //! do). [`Record`] is the audit log's and the headless console's line.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +43,24 @@ pub enum Msg {
     Agent(AgentEvent),
     /// Need detection judged a final utterance ([`Effect::JudgeNeed`]).
     NeedJudged { conversation_id: String, utterance_id: String, need: bool },
+    /// A rebuilt knowledge base answers searches from now on.
+    KbReloaded(KbReload),
+    /// A rebuild (or the sync feeding it) failed; the old index stays.
+    KbReloadFailed { reason: String },
+}
+
+/// What changed in the knowledge base with a live reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KbReload {
+    /// The new index's version (the index the process started with is 1).
+    pub version: u64,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    /// From the start of the rebuild to the new index being ready.
+    pub took: Duration,
+    /// Articles in the new index.
+    pub articles: usize,
 }
 
 /// What an agent's widget page reported.
@@ -224,6 +242,9 @@ pub enum Record {
         query: String,
         results: Vec<ScoredArticle>,
         stale: bool,
+        /// The version of the index that answered (see [`Msg::KbReloaded`]).
+        #[serde(default)]
+        kb_version: u64,
     },
     Suggestion {
         suggestion_id: String,
@@ -288,6 +309,25 @@ pub enum Record {
     Ledger {
         ok: bool,
         message: String,
+    },
+    /// A rebuilt knowledge base is in use: article ids added, removed and
+    /// changed, and how many shown suggestions were marked changed.
+    KbReloaded {
+        version: u64,
+        added: Vec<String>,
+        removed: Vec<String>,
+        changed: Vec<String>,
+        took_ms: u64,
+        articles: usize,
+        marked_changed: usize,
+    },
+    /// An operator's command was refused, and why.
+    Refused {
+        message: String,
+    },
+    /// A rebuild failed; the previous index is still answering.
+    KbReloadFailed {
+        reason: String,
     },
     /// Calls and deliveries taken over from the ledger at start.
     Restored {

@@ -140,6 +140,14 @@ impl Engine {
         let Some(cid) = self.find(sid) else {
             return self.notice(now, format!("no suggestion {sid}"));
         };
+        let deleted = self
+            .conversations
+            .get(&cid)
+            .and_then(|c| c.suggestions.iter().find(|s| s.id == sid))
+            .and_then(|s| self.deleted_article(&s.article_id));
+        if let Some(why) = deleted {
+            return self.refuse(now, why, fx);
+        }
         let Some(c) = self.conversations.get_mut(&cid) else { return };
         if c.ended_at.is_some() {
             return self.notice(now, format!("not sent: conversation {cid} has ended"));
@@ -185,6 +193,9 @@ impl Engine {
     }
 
     fn push_article(&mut self, cid: &str, article: ArticleRef, now: Instant, fx: &mut Vec<Effect>) {
+        if let Some(why) = self.deleted_article(&article.id) {
+            return self.refuse(now, why, fx);
+        }
         let Some(c) = self.conversations.get_mut(cid) else {
             return self.notice(now, format!("no conversation {cid}"));
         };

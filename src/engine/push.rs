@@ -52,6 +52,12 @@ pub enum PushStatus {
     Agent {
         feedback: super::Feedback,
     },
+    /// Not a push: the knowledge base was reloaded (or failed to), a line
+    /// of its own between the pushes.
+    Kb {
+        ok: bool,
+        text: String,
+    },
 }
 
 impl Engine {

@@ -128,6 +128,9 @@ pub struct Suggestion {
     /// Probability that the article is right, when the KB is calibrated.
     pub probability: Option<f32>,
     pub url: Option<String>,
+    /// The article changed in the knowledge base after this was made: the
+    /// text shown (or sent) is the old one.
+    pub article_changed: bool,
 }
 
 impl Suggestion {
@@ -162,6 +165,7 @@ impl Suggestion {
             feedback: None,
             probability: None,
             url: None,
+            article_changed: false,
         }
     }
 

@@ -12,9 +12,11 @@
 //! good copy in place.
 //!
 //! `genesys:KB_ID` in `[kb] paths` (or `--kb`) names such a source: the
-//! console syncs it at start; the `kb` commands read the last synced copy.
+//! console syncs it at start and every `kb.sync_interval` ([`periodic`]);
+//! the `kb` commands read the last synced copy.
 
 pub mod markdown;
+pub mod periodic;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -244,11 +246,14 @@ pub async fn sync(
             || known.map(String::as_str) != d.date_modified.as_deref()
     };
     let to_fetch: Vec<String> = keep.iter().filter(|d| needs_fetch(d)).map(|d| d.id.clone()).collect();
-    let fetched: Vec<Result<Option<Document>, NetError>> = futures_util::stream::iter(to_fetch.iter())
-        .map(|id| client.document(kb, id))
-        .buffered(PARALLEL_FETCHES)
-        .collect()
-        .await;
+    let fetched: Vec<Result<Option<Document>, NetError>> =
+        futures_util::stream::iter(to_fetch.iter().cloned())
+            // Owned ids: a closure over `&String` makes the future not provably
+            // `Send` (a higher-ranked lifetime), and the periodic sync spawns it.
+            .map(|id| async move { client.document(kb, &id).await })
+            .buffered(PARALLEL_FETCHES)
+            .collect()
+            .await;
     let mut fresh: HashMap<String, Document> = HashMap::new();
     for f in fetched {
         if let Some(d) = f? {

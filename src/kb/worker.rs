@@ -7,13 +7,18 @@
 //! Each answer goes to a sink the owner supplies (the runtime puts it on its
 //! bounded message channel with `blocking_send`: the worker waits, the loop
 //! never does); the worker knows nothing of the engine's messages.
+//!
+//! A live reload hands it a whole new index ([`Swap`]) on the same queue as
+//! the searches: it is installed between two batches, so every search is
+//! answered by one complete index, old or new, and none waits for a build.
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use super::store::Retriever;
+use super::calibration::Calibration;
+use super::store::{KnowledgeBase, Retriever};
 use super::{Hit, KbError};
 
 /// One search to run.
@@ -41,16 +46,48 @@ pub struct SearchAnswer {
 /// Where answers go; returns false once nobody listens (the worker stops).
 pub type AnswerSink = Box<dyn FnMut(SearchAnswer) -> bool + Send>;
 
+/// A complete new index to answer searches from, built elsewhere.
+pub struct Swap {
+    pub kb: KnowledgeBase,
+    pub calibration: Option<Calibration>,
+    /// Called on the worker thread right after the swap, before any search
+    /// runs on the new index: whatever it sends is ordered after every
+    /// answer from the old one.
+    pub installed: Box<dyn FnOnce() + Send>,
+}
+
+/// What the worker's queue carries.
+enum Work {
+    Search(SearchJob),
+    Swap(Box<Swap>),
+}
+
 /// The sending side of the worker. Dropping it stops the thread.
 pub struct KbHandle {
-    jobs: std_mpsc::Sender<SearchJob>,
+    jobs: std_mpsc::Sender<Work>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Hands new indexes to the worker; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct Installer(std_mpsc::Sender<Work>);
+
+impl Installer {
+    /// Queues a swap; returns false if the worker is gone.
+    pub fn install(&self, swap: Swap) -> bool {
+        self.0.send(Work::Swap(Box::new(swap))).is_ok()
+    }
 }
 
 impl KbHandle {
     /// Queues a search; never blocks. Returns false if the worker is gone.
     pub fn submit(&self, job: SearchJob) -> bool {
-        self.jobs.send(job).is_ok()
+        self.jobs.send(Work::Search(job)).is_ok()
+    }
+
+    /// A handle for installing new indexes from another thread.
+    pub fn installer(&self) -> Installer {
+        Installer(self.jobs.clone())
     }
 
     /// Stops the worker after its current search and waits for it.
@@ -65,12 +102,24 @@ impl KbHandle {
 
 /// Starts the worker thread around a loaded retriever.
 pub fn spawn_worker(mut retriever: Retriever, mut out: AnswerSink) -> KbHandle {
-    let (tx, rx) = std_mpsc::channel::<SearchJob>();
+    let (tx, rx) = std_mpsc::channel::<Work>();
     let thread = std::thread::Builder::new()
         .name("kb-worker".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
-                let jobs = latest_per_conversation(first, &rx);
+                let mut swaps = Vec::new();
+                let jobs = latest_per_conversation(first, &rx, &mut swaps);
+                // A swap queued with these searches goes in first: they are
+                // then answered from the newest complete index.
+                for swap in swaps {
+                    let Swap { kb, calibration, installed } = swap;
+                    retriever.kb = kb;
+                    retriever.calibration = calibration;
+                    installed();
+                }
+                if jobs.is_empty() {
+                    continue;
+                }
                 let started = Instant::now();
                 // Under load several calls wait at once: one batched model
                 // run serves them all for much less than one run each.
@@ -103,15 +152,27 @@ pub fn spawn_worker(mut retriever: Retriever, mut out: AnswerSink) -> KbHandle {
 }
 
 /// Drains what is queued behind `first`; keeps the newest job of each
-/// conversation, in the order conversations first appeared.
-fn latest_per_conversation(first: SearchJob, rx: &std_mpsc::Receiver<SearchJob>) -> Vec<SearchJob> {
-    let mut order: Vec<String> = vec![first.conversation_id.clone()];
-    let mut latest: HashMap<String, SearchJob> = HashMap::from([(first.conversation_id.clone(), first)]);
-    while let Ok(job) = rx.try_recv() {
-        if !latest.contains_key(&job.conversation_id) {
-            order.push(job.conversation_id.clone());
+/// conversation, in the order conversations first appeared, and sets the
+/// swaps aside in order.
+fn latest_per_conversation(
+    first: Work,
+    rx: &std_mpsc::Receiver<Work>,
+    swaps: &mut Vec<Swap>,
+) -> Vec<SearchJob> {
+    let mut order: Vec<String> = Vec::new();
+    let mut latest: HashMap<String, SearchJob> = HashMap::new();
+    let mut take = |work: Work| match work {
+        Work::Swap(s) => swaps.push(*s),
+        Work::Search(job) => {
+            if !latest.contains_key(&job.conversation_id) {
+                order.push(job.conversation_id.clone());
+            }
+            latest.insert(job.conversation_id.clone(), job);
         }
-        latest.insert(job.conversation_id.clone(), job);
+    };
+    take(first);
+    while let Ok(work) = rx.try_recv() {
+        take(work);
     }
     order.into_iter().filter_map(|c| latest.remove(&c)).collect()
 }
@@ -128,10 +189,14 @@ mod tests {
     fn only_the_newest_job_per_conversation_runs() {
         let (tx, rx) = std_mpsc::channel();
         for j in [job(2, "a"), job(3, "b"), job(4, "a"), job(5, "c"), job(6, "b")] {
-            tx.send(j).unwrap();
+            tx.send(Work::Search(j)).unwrap();
         }
-        let got: Vec<u64> =
-            latest_per_conversation(job(1, "a"), &rx).into_iter().map(|j| j.request).collect();
+        let mut swaps = Vec::new();
+        let got: Vec<u64> = latest_per_conversation(Work::Search(job(1, "a")), &rx, &mut swaps)
+            .into_iter()
+            .map(|j| j.request)
+            .collect();
         assert_eq!(got, vec![4, 6, 5]);
+        assert!(swaps.is_empty());
     }
 }

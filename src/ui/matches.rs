@@ -3,7 +3,8 @@
 //! `push` and `auto` thresholds are drawn, its title, and the state of its
 //! suggestion and what agents said of the article (useful / not useful);
 //! under them, the selected match's passage with the agents' counts, and how
-//! many recent matches would pass the `push` threshold.
+//! many recent matches would pass the `push` threshold. A suggestion whose
+//! article changed in the knowledge base since is marked `changed`.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -70,6 +71,10 @@ fn state_span(row: &MatchRow, p: &Policy) -> Span<'static> {
     }
     if s.original.is_some() {
         text.push_str(" (edited)");
+    }
+    // The article was edited in the KB after this was shown (or sent).
+    if s.article_changed {
+        text.push_str(" changed");
     }
     Span::styled(text, Style::new().fg(color))
 }

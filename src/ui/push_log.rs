@@ -2,7 +2,8 @@
 //! sent it, the sink, and outcome (recording; pushed with status, attempts,
 //! latency and whether an agent page acknowledged it; retrying with attempt
 //! and reason; failed with the server's message), and what agents said
-//! ("agent: useful"). Newest first.
+//! ("agent: useful"). Newest first. Knowledge-base reloads have lines of
+//! their own, and a push of an article that changed since says so.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -28,7 +29,19 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
         .skip(v.ui.push_log_scroll)
         .enumerate()
         .map(|(i, e)| {
-            let (outcome, style) = match &e.status {
+            if let PushStatus::Kb { ok, text } = &e.status {
+                let style = Style::new().fg(if *ok { theme::OK } else { theme::BAD });
+                let line = Line::from(vec![
+                    Span::styled(format!("{:>6} ago ", age(v.now, e.at)), theme::dim()),
+                    Span::styled(text.clone(), style),
+                ]);
+                return if i == 0 && v.ui.focus == Focus::PushLog {
+                    line.style(theme::selected())
+                } else {
+                    line
+                };
+            }
+            let (mut outcome, style) = match &e.status {
                 PushStatus::Recording => ("recording".to_string(), Style::new().fg(theme::WARN)),
                 PushStatus::Sending => ("sending".to_string(), Style::new().fg(theme::WARN)),
                 PushStatus::Agent { feedback } => {
@@ -49,7 +62,13 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
                 PushStatus::Failed { error, attempts } => {
                     (format!("failed after {attempts}: {error}"), Style::new().fg(theme::BAD))
                 }
+                PushStatus::Kb { text, .. } => (text.clone(), theme::dim()),
             };
+            if v.engine.article_deleted(&e.article_id) {
+                outcome.push_str(" · article deleted since");
+            } else if v.engine.article_changed_since(&e.article_id, e.at) {
+                outcome.push_str(" · article changed since");
+            }
             let by = match e.by {
                 Actor::Auto => "auto",
                 Actor::Operator => "op",

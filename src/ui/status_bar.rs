@@ -1,5 +1,6 @@
 //! The status bar (connection, heartbeat age, token expiry, dialect, mode,
-//! thresholds, queue depth, end-to-end latency with a sparkline) and the
+//! thresholds, queue depth, end-to-end latency with a sparkline, the last
+//! knowledge-base reload for a while, or a failed one until it succeeds) and the
 //! hint line under it (key hints from the keymap, or the latest notice).
 
 use std::time::Duration;
@@ -60,6 +61,14 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
         .map_or_else(|| "e2e –".to_string(), |l| format!("e2e {:.0}/{:.0}ms", l.p50_ms, l.p99_ms));
     let paused = if v.engine.paused_all() { " PAUSED" } else { "" };
     let mut spans = vec![connection(v)];
+    if let Some(kb) = v.engine.kb_status_line() {
+        if !kb.ok {
+            spans
+                .push(Span::styled(format!(" ✖ {} ", kb.text), Style::new().fg(Color::White).bg(theme::BAD)));
+        } else if v.now.saturating_duration_since(kb.at) < crate::engine::kb_reload::SHOW_RELOAD_FOR {
+            spans.push(Span::styled(format!(" {} ", kb.text), Style::new().fg(Color::Black).bg(theme::OK)));
+        }
+    }
     if !v.engine.ledger_ok() {
         // Auto mode sends nothing until the ledger records again: say so
         // where the operator looks first.

@@ -18,6 +18,7 @@ mod kb_sources;
 mod keys;
 mod knowledge;
 mod ledger_full;
+mod live_reload;
 mod need;
 mod net_push;
 mod net_stream;
