@@ -31,7 +31,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # ---- Debian packages --------------------------------------------------------
 # chromium + chromium-driver: the agent widget's real-browser test (WebDriver).
-DEB_PKGS=(cmake libopenblas-dev pkg-config g++ make tmux python3 python3-pip chromium chromium-driver)
+DEB_PKGS=(cmake libopenblas-dev pkg-config g++ make tmux python3 python3-pip chromium chromium-driver nats-server)
 missing=()
 for p in "${DEB_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
