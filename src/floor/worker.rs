@@ -164,9 +164,25 @@ async fn on_command(rt: &mut Runtime, floor: &Floor, owner: &str, msg: async_nat
     }
     let answer = match serde_json::from_slice::<Command>(&msg.payload) {
         Ok(cmd) => {
+            let target = match &cmd {
+                Command::Approve { suggestion }
+                | Command::Edit { suggestion, .. }
+                | Command::Reject { suggestion }
+                | Command::Retry { suggestion } => Some(suggestion.clone()),
+                _ => None,
+            };
             let outcome: Vec<Value> =
                 rt.command(cmd).iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
-            json!({ "ok": true, "worker": owner, "queue": queue, "outcome": outcome })
+            // The decision itself is reported once it is durable (record,
+            // then act); the reply says where the suggestion stands now.
+            let state = target.and_then(|id| {
+                rt.engine()
+                    .conversations()
+                    .flat_map(|c| c.suggestions.iter())
+                    .find(|s| s.id == id)
+                    .map(|s| s.state.name())
+            });
+            json!({ "ok": true, "worker": owner, "queue": queue, "outcome": outcome, "suggestion_state": state })
         }
         Err(e) => {
             json!({ "ok": false, "worker": owner, "queue": queue, "error": format!("command not understood: {e}") })

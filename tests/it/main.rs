@@ -9,6 +9,7 @@ mod support;
 
 mod arch;
 mod console_cli;
+mod floor;
 mod hardening_net;
 mod hardening_runtime;
 mod kb;
@@ -17,6 +18,7 @@ mod kb_sources;
 mod keys;
 mod knowledge;
 mod ledger_full;
+mod nats_support;
 mod net_push;
 mod net_stream;
 mod pipeline;
