@@ -8,7 +8,8 @@
 //!
 //! On the server: a stream `<PREFIX>_EVENTS` on `<prefix>.v1.*.*.*`
 //! (age-limited), a KV bucket `<PREFIX>_leases` (max age = lease TTL) and a
-//! KV bucket `<PREFIX>_ledger` (max age = ledger retention).
+//! KV bucket `<PREFIX>_ledger` (max age = ledger retention). The first
+//! worker makes them with its settings; the others use them as they are.
 
 pub mod bus;
 pub mod config;
@@ -57,9 +58,13 @@ pub struct Floor {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
     pub prefix: String,
+    pub events_stream: String,
+}
+
+/// A worker's KV buckets.
+pub struct Buckets {
     pub leases: kv::Store,
     pub ledger: kv::Store,
-    pub events_stream: String,
 }
 
 /// Connects with the configured credentials and TLS; link changes go to
@@ -140,31 +145,40 @@ pub fn redact(url: &str) -> String {
 }
 
 impl Floor {
-    /// Creates (or opens) the stream and buckets.
-    pub async fn open(
-        client: async_nats::Client,
-        cfg: &NatsConfig,
-        ledger_retention: Duration,
-    ) -> Result<Self, FloorError> {
+    /// Creates (or opens) the events stream.
+    pub async fn open(client: async_nats::Client, cfg: &NatsConfig) -> Result<Self, FloorError> {
         let js = jetstream::ContextBuilder::new().timeout(JS_TIMEOUT).build(client.clone());
         let err =
             |what| move |e: &dyn std::fmt::Display| FloorError::JetStream { what, message: e.to_string() };
         let upper = cfg.prefix.to_ascii_uppercase();
         let events_stream = format!("{upper}_EVENTS");
-        js.get_or_create_stream(stream::Config {
-            name: events_stream.clone(),
-            subjects: vec![subject::all_events(&cfg.prefix)],
-            max_age: cfg.events_max_age(),
-            storage: stream::StorageType::File,
-            // Retried publishes carry the same message id.
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| err("events stream")(&e))?;
-        let leases = open_bucket(&js, format!("{upper}_leases"), cfg.lease_ttl(), "lease bucket").await?;
-        let ledger = open_bucket(&js, format!("{upper}_ledger"), ledger_retention, "ledger bucket").await?;
-        Ok(Self { client, js, prefix: cfg.prefix.clone(), leases, ledger, events_stream })
+        let made = js
+            .get_or_create_stream(stream::Config {
+                name: events_stream.clone(),
+                subjects: vec![subject::all_events(&cfg.prefix)],
+                max_age: cfg.events_max_age(),
+                storage: stream::StorageType::File,
+                // Retried publishes carry the same message id.
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await;
+        if let Err(e) = made {
+            // Made at the same moment by a member with other settings.
+            js.get_stream(&events_stream).await.map_err(|_| err("events stream")(&e))?;
+        }
+        Ok(Self { client, js, prefix: cfg.prefix.clone(), events_stream })
+    }
+
+    /// Creates (or opens) the lease and ledger buckets: workers only, so
+    /// the lease TTL is always a worker's (the first one's).
+    pub async fn buckets(&self, cfg: &NatsConfig, ledger_retention: Duration) -> Result<Buckets, FloorError> {
+        let upper = cfg.prefix.to_ascii_uppercase();
+        let leases =
+            open_bucket(&self.js, format!("{upper}_leases"), cfg.lease_ttl(), "lease bucket").await?;
+        let ledger =
+            open_bucket(&self.js, format!("{upper}_ledger"), ledger_retention, "ledger bucket").await?;
+        Ok(Buckets { leases, ledger })
     }
 }
 
@@ -175,25 +189,35 @@ async fn open_bucket(
     what: &'static str,
 ) -> Result<kv::Store, FloorError> {
     let err = |e: &dyn std::fmt::Display| FloorError::JetStream { what, message: e.to_string() };
+    // The first member on the floor makes the bucket with its settings;
+    // the others use it as it is.
+    if let Ok(store) = js.get_key_value(&bucket).await {
+        return Ok(store);
+    }
     // The bucket's stream is made here rather than by `create_key_value`,
     // which first reads the account info in a shape the 2.9 servers (the
     // Debian package) do not send. The settings are the KV convention's.
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{bucket}"),
-        subjects: vec![format!("$KV.{bucket}.>")],
-        max_messages_per_subject: 1,
-        max_age,
-        storage: stream::StorageType::File,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        num_replicas: 1,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| err(&e))?;
-    js.get_key_value(bucket).await.map_err(|e| err(&e))
+    let made = js
+        .get_or_create_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_age,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await;
+    match (made, js.get_key_value(&bucket).await) {
+        (_, Ok(store)) => Ok(store),
+        // Made by another member at the same moment, or truly failed.
+        (Err(e), Err(_)) => Err(err(&e)),
+        (Ok(_), Err(e)) => Err(err(&e)),
+    }
 }
 
 /// A name for this process on the floor: host, pid and a random suffix.

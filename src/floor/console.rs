@@ -47,7 +47,7 @@ pub async fn run_headless(config: &Config, plan: ConsolePlan) -> Result<ExitCode
     let id = super::member_id("console");
     let (link_tx, mut links) = mpsc::unbounded_channel();
     let client = super::connect(&config.nats, &plan.url, &id, link_tx).await?;
-    let floor = Floor::open(client, &config.nats, config.ledger.retention()).await?;
+    let floor = Floor::open(client, &config.nats).await?;
     let (events_tx, mut events) = mpsc::channel::<Event>(4096);
     let reader = tokio::spawn(read_stream(floor.clone(), plan.queues.clone(), events_tx));
     let (out_tx, mut replies) = mpsc::unbounded_channel::<Value>();

@@ -8,6 +8,11 @@
 //! Spreading queues: each worker also keeps a presence key; a worker takes
 //! free queues only up to its fair share (queues / live workers, rounded
 //! up), unless a queue has stayed free for two TTLs (then anyone takes it).
+//! A worker waits one TTL after joining before it takes anything, so that
+//! workers started together all count each other; it tries the queues in
+//! an order of its own, so they do not all race for the same one. Queues
+//! are not moved from a busy worker to one that joins later (no
+//! rebalancing): a newcomer takes what is free or orphaned.
 //! While the server is unreachable a holder keeps its queues: nobody else
 //! can take them, and the calls must go on being assisted.
 
@@ -51,16 +56,16 @@ struct Keeper {
     presence: Option<u64>,
 }
 
-/// Registers this worker's presence now (so others count it while it
-/// starts), then keeps leases on `queues` until cancelled; releases them on
-/// the way out.
+/// Registers this worker's presence now, so others count it while it
+/// starts.
 pub async fn announce(kv: &kv::Store, owner: &str) {
     if let Err(e) = kv.put(presence_key(owner), Bytes::from(owner.to_string())).await {
         tracing::warn!(error = %e, "floor: cannot announce this worker yet");
     }
 }
 
-/// Starts the keeper; events go to `out`.
+/// Starts the keeper: it keeps leases on `queues` until cancelled and
+/// releases them on the way out; events go to `out`.
 pub fn spawn(
     kv: kv::Store,
     owner: String,
@@ -79,12 +84,25 @@ pub fn spawn(
             free_since: HashMap::new(),
             presence: None,
         };
+        // Each worker its own order of queues to try.
+        let turn = k.owner.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+        if !k.queues.is_empty() {
+            let n = turn % k.queues.len();
+            k.queues.rotate_left(n);
+        }
+        let settle_until = Instant::now() + ttl;
         let mut every = tokio::time::interval(ttl / 3);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
-                _ = every.tick() => k.round(&out).await,
+                _ = every.tick() => {
+                    if Instant::now() < settle_until {
+                        k.renew_presence().await;
+                    } else {
+                        k.round(&out).await;
+                    }
+                }
             }
         }
         k.release_all().await;
@@ -171,6 +189,7 @@ impl Keeper {
                 workers += usize::from(k.starts_with("w."));
             }
         }
+        tracing::debug!(workers, "floor: live workers");
         self.queues.len().div_ceil(workers.max(1)).max(1)
     }
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::bus::Bus;
 use super::kv_ledger::{KvLedger, load_queue};
 use super::lease::{self, LeaseEvent};
-use super::{Floor, FloorError, Link, subject};
+use super::{Buckets, Floor, FloorError, Link, subject};
 use crate::config::Config;
 use crate::domain::{ConnectionState, StreamEvent};
 use crate::engine::{Command, Msg};
@@ -50,14 +50,15 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
     let owner = super::member_id("worker");
     let (link_tx, mut links) = mpsc::unbounded_channel();
     let client = super::connect(&config.nats, &plan.url, &owner, link_tx).await?;
-    let floor = Floor::open(client, &config.nats, config.ledger.retention()).await?;
+    let floor = Floor::open(client, &config.nats).await?;
+    let buckets = floor.buckets(&config.nats, config.ledger.retention()).await?;
     // Counted by the others before this worker is ready to take queues.
-    lease::announce(&floor.leases, &owner).await;
+    lease::announce(&buckets.leases, &owner).await;
     let (bus, bus_task) =
         Bus::spawn(floor.js.clone(), floor.prefix.clone(), owner.clone(), config.nats.publish_buffer);
     let spool = Ledger::open(&paths.ledger_file().with_file_name("floor-spool.redb"))?;
     let hooks = FloorHooks {
-        ledger: Box::new(KvLedger::new(floor.ledger.clone(), floor.client.clone(), spool)),
+        ledger: Box::new(KvLedger::new(buckets.ledger.clone(), floor.client.clone(), spool)),
         tap: bus.tap(),
     };
     let opts =
@@ -69,7 +70,7 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
     let (lease_tx, mut leases) = mpsc::channel(64);
     let cancel = CancellationToken::new();
     let keeper = lease::spawn(
-        floor.leases.clone(),
+        buckets.leases.clone(),
         owner.clone(),
         config.nats.lease_ttl(),
         plan.queues.clone(),
@@ -87,7 +88,7 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
         tokio::select! {
             () = &mut stop => break,
             () = &mut signal => break,
-            Some(ev) = leases.recv() => on_lease(&mut rt, &floor, &bus, ev).await,
+            Some(ev) = leases.recv() => on_lease(&mut rt, &buckets, &bus, ev).await,
             Some(msg) = commands.next() => on_command(&mut rt, &floor, &owner, msg).await,
             Some(link) = links.recv() => {
                 let state = if link == Link::Up { "up" } else { "down" };
@@ -128,11 +129,11 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-async fn on_lease(rt: &mut Runtime, floor: &Floor, bus: &Bus, ev: LeaseEvent) {
+async fn on_lease(rt: &mut Runtime, buckets: &Buckets, bus: &Bus, ev: LeaseEvent) {
     match ev {
         LeaseEvent::Acquired(queue) => {
             // The calls another worker was assisting on this queue.
-            let records = match load_queue(&floor.ledger, &queue).await {
+            let records = match load_queue(&buckets.ledger, &queue).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(queue, error = %e, "floor: cannot read the queue's records");

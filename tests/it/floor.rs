@@ -250,6 +250,10 @@ async fn three_workers_split_the_queues_and_two_consoles_see_every_call_and_appr
         let distinct: BTreeSet<&String> = held.iter().collect();
         held.len() == QUEUES.len() && distinct.len() == QUEUES.len()
     });
+    // Spread: one queue each.
+    for w in &all[..3] {
+        assert_eq!(w.held().len(), 1, "{} holds {:?}", w.name, w.held());
+    }
     // Calls on every queue, each on both consoles.
     until(&mut all, Duration::from_secs(90), "calls seen by both consoles", |m| {
         let calls: BTreeSet<String> = m[..3].iter().flat_map(|w| w.calls()).collect();
@@ -344,6 +348,7 @@ async fn a_killed_workers_queues_and_calls_move_without_a_duplicate_push() {
         .filter_map(|v| v["resumed"].as_u64())
         .sum();
     assert!(resumed >= 1, "the taker resumed no call of the dead worker");
+    eprintln!("queues {queues:?} moved {moved_after:?} after kill -9; {resumed} calls resumed");
     // Let the taken-over calls go on and be assisted.
     let pushes = sim.pushes().len();
     until(&mut all, Duration::from_secs(60), "more pushes after the take-over", |_| {
@@ -391,6 +396,7 @@ async fn a_nats_outage_does_not_stop_assisting_and_the_floor_catches_up() {
     let during: BTreeSet<String> =
         sim.pushes().iter().filter_map(|p| p.suggestion_id.clone()).filter(|s| !before.contains(s)).collect();
     assert!(all[2].events("floor_link").last().is_some_and(|v| v["state"] == "down"));
+    eprintln!("{} pushes while the server was down", during.len());
 
     nats.restart();
     until(&mut all, Duration::from_secs(30), "floor link up everywhere", |m| {
