@@ -31,6 +31,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # ---- Debian packages --------------------------------------------------------
 # chromium + chromium-driver: the agent widget's real-browser test (WebDriver).
+# nats-server: floor mode (agent-assist worker) and its tests, JetStream with -js.
 DEB_PKGS=(cmake libopenblas-dev pkg-config g++ make tmux python3 python3-pip chromium chromium-driver nats-server)
 missing=()
 for p in "${DEB_PKGS[@]}"; do

@@ -119,8 +119,10 @@ pub async fn connect(
     }
     // With retry_on_initial_connect the first connection is made in the
     // background; wait for it a while so a wrong URL is reported.
+    // A cluster is given as a comma-separated list; the client fails over.
+    let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let client = opts
-        .connect(url)
+        .connect(servers)
         .await
         .map_err(|e| FloorError::Connect { url: redact(url), message: e.to_string() })?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
