@@ -386,6 +386,10 @@ pub enum BenchCommand {
         /// The p99 event→push target for --find-max, milliseconds.
         #[arg(long, default_value_t = 1000)]
         target_p99_ms: u64,
+        /// Also run as a floor worker on this NATS server (KV ledger, every
+        /// event published), in the same run; with --find-max, only that.
+        #[arg(long, value_name = "URL")]
+        nats: Option<String>,
         #[arg(long)]
         json: bool,
     },

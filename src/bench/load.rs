@@ -2,7 +2,10 @@
 //! utterance every few seconds (real time), through the whole pipeline in
 //! auto mode. Reports sustained events/s and searches/s, event→push latency,
 //! backlog, CPU and peak RSS; `--find-max` searches for the largest N whose
-//! p99 event→push stays under the target (1 s).
+//! p99 event→push stays under the target (1 s). With `--nats URL` every
+//! trial runs twice, in the same process and the same run: once as the
+//! single process (redb ledger) and once as a floor worker (KV ledger on
+//! the NATS server, every event published to the stream).
 
 use std::time::Duration;
 
@@ -25,10 +28,14 @@ pub struct Options {
     pub debounce: Duration,
     pub find_max: bool,
     pub target_p99: Duration,
+    /// Also run each trial as a floor worker on this NATS server.
+    pub nats: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Trial {
+    /// `single` or `nats`.
+    pub mode: &'static str,
     pub conversations: usize,
     pub events_per_s: f64,
     pub searches_per_s: f64,
@@ -89,7 +96,41 @@ fn customer_lines() -> color_eyre::eyre::Result<Vec<String>> {
         .collect())
 }
 
-fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_eyre::eyre::Result<Trial> {
+/// Starts the runtime as a floor worker holding the simulator's queue.
+async fn floor_runtime(
+    config: &crate::config::Config,
+    paths: &AppPaths,
+    url: &str,
+    queue: &str,
+) -> color_eyre::eyre::Result<(Runtime, tokio::sync::mpsc::UnboundedReceiver<crate::floor::Link>)> {
+    let (link_tx, links) = tokio::sync::mpsc::unbounded_channel();
+    let client = crate::floor::connect(&config.nats, url, "bench-load", link_tx).await?;
+    // A prefix of its own, so no earlier run's leases or records are read.
+    let mut nc = config.nats.clone();
+    nc.prefix = format!("bench{:08x}", rand::random::<u32>());
+    let floor = crate::floor::Floor::open(client, &nc).await?;
+    let buckets = floor.buckets(&nc, Duration::from_secs(3600)).await?;
+    let (bus, _task) =
+        crate::floor::bus::Bus::spawn(floor.js.clone(), nc.prefix.clone(), "bench".into(), 50_000);
+    let spool = crate::ledger::Ledger::open(&paths.data_dir.join("floor-spool.redb"))?;
+    let hooks = crate::runtime::FloorHooks {
+        ledger: Box::new(crate::floor::kv_ledger::KvLedger::new(buckets.ledger, floor.client.clone(), spool)),
+        tap: bus.tap(),
+    };
+    let mut rt =
+        Runtime::start(config, paths, RuntimeOptions { floor: Some(hooks), ..RuntimeOptions::default() })
+            .await?;
+    rt.follow_queue(queue);
+    Ok((rt, links))
+}
+
+fn trial(
+    paths: &AppPaths,
+    opts: &Options,
+    n: usize,
+    lines: &[String],
+    nats: Option<&str>,
+) -> color_eyre::eyre::Result<Trial> {
     let tmp = scratch_dir(&format!("load-{n}"))?;
     let bench_paths = AppPaths { data_dir: tmp.path().to_path_buf(), ..paths.clone() };
     let scripts = synthetic_calls(n, opts.every, opts.duration, lines);
@@ -102,7 +143,13 @@ fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_
         let sim = sim::spawn(sc).await?;
         let mut config = bench_config(&sim.base_url, &sim.queue_id, Dialect::Notifications);
         config.policy.debounce = opts.debounce;
-        let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
+        let (mut rt, _links) = match nats {
+            Some(url) => {
+                let (rt, links) = floor_runtime(&config, &bench_paths, url, &sim.queue_id).await?;
+                (rt, Some(links))
+            }
+            None => (Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?, None),
+        };
         let cpu_before = proc_stats("self").cpu_s;
         let started = tokio::time::Instant::now();
         let (mut max_queue, mut max_inflight) = (0usize, 0usize);
@@ -122,6 +169,7 @@ fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_
         let summary = rt.shutdown().await;
         sim.stop().await;
         let trial = Trial {
+            mode: if nats.is_some() { "nats" } else { "single" },
             conversations: n,
             events_per_s: summary.utterances as f64 / wall,
             searches_per_s: summary.searches as f64 / wall,
@@ -143,7 +191,10 @@ fn trial(paths: &AppPaths, opts: &Options, n: usize, lines: &[String]) -> color_
 
 fn progress(t: &Trial) {
     let verdict = if t.sustained { "ok" } else { "over target" };
-    eprintln!("  {:>6} calls: p99 event→push {:.0} ms {verdict}", t.conversations, t.event_to_push.p99_ms);
+    eprintln!(
+        "  {:>6} calls ({}): p99 event→push {:.0} ms {verdict}",
+        t.conversations, t.mode, t.event_to_push.p99_ms
+    );
 }
 
 pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report> {
@@ -156,7 +207,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         let (mut good, mut bad) = (0usize, None);
         let mut n = opts.conversations.max(1);
         while bad.is_none() && n <= 100_000 {
-            let t = trial(paths, opts, n, &lines)?;
+            let t = trial(paths, opts, n, &lines, opts.nats.as_deref())?;
             if t.sustained {
                 good = n
             } else {
@@ -170,7 +221,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             let mut lo = good;
             while hi - lo > (lo / 8).max(1) {
                 let mid = (lo + hi) / 2;
-                let t = trial(paths, opts, mid, &lines)?;
+                let t = trial(paths, opts, mid, &lines, opts.nats.as_deref())?;
                 progress(&t);
                 if t.sustained {
                     lo = mid
@@ -183,7 +234,10 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         }
         max_sustainable = (good > 0).then_some(good);
     } else {
-        trials.push(trial(paths, opts, opts.conversations, &lines)?);
+        trials.push(trial(paths, opts, opts.conversations, &lines, None)?);
+        if let Some(url) = &opts.nats {
+            trials.push(trial(paths, opts, opts.conversations, &lines, Some(url))?);
+        }
     }
     Ok(Report {
         machine: machine(),
@@ -202,7 +256,8 @@ pub fn print_table(r: &Report) {
         r.every_s, r.duration_s, r.target_p99_ms
     );
     println!(
-        "{:>7} {:>9} {:>10} {:>11} {:>11} {:>7} {:>9} {:>6} {:>8}",
+        "{:>6} {:>7} {:>9} {:>10} {:>11} {:>11} {:>7} {:>9} {:>6} {:>8}",
+        "mode",
         "calls",
         "events/s",
         "searches/s",
@@ -215,7 +270,8 @@ pub fn print_table(r: &Report) {
     );
     for t in &r.trials {
         println!(
-            "{:>7} {:>9.1} {:>10.1} {:>11.1} {:>11.1} {:>7} {:>9} {:>6.0} {:>8.0}",
+            "{:>6} {:>7} {:>9.1} {:>10.1} {:>11.1} {:>11.1} {:>7} {:>9} {:>6.0} {:>8.0}",
+            t.mode,
             t.conversations,
             t.events_per_s,
             t.searches_per_s,

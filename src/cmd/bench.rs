@@ -47,6 +47,7 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             debounce_ms,
             find_max,
             target_p99_ms,
+            nats,
             json,
         } => {
             let opts = load::Options {
@@ -56,6 +57,7 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
                 debounce: Duration::from_millis(debounce_ms),
                 find_max,
                 target_p99: Duration::from_millis(target_p99_ms.max(1)),
+                nats,
             };
             let r = load::run(paths, &opts)?;
             bench::print(&r, json, load::print_table);
