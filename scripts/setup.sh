@@ -31,7 +31,8 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # ---- Debian packages --------------------------------------------------------
 # chromium + chromium-driver: the agent widget's real-browser test (WebDriver).
-DEB_PKGS=(cmake libopenblas-dev pkg-config g++ make tmux python3 python3-pip chromium chromium-driver)
+# nats-server: floor mode (agent-assist worker) and its tests, JetStream with -js.
+DEB_PKGS=(cmake libopenblas-dev pkg-config g++ make tmux python3 python3-pip chromium chromium-driver nats-server)
 missing=()
 for p in "${DEB_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

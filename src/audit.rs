@@ -35,9 +35,17 @@ pub struct AuditHandle {
     path: PathBuf,
 }
 
+/// A hook that sees every line written (floor mode publishes them).
+pub type Tap = Box<dyn FnMut(&Value) + Send>;
+
 /// Opens (appending) the audit file and starts the writer. `stdout`, when
-/// given, receives every record except searches (the headless console).
-pub fn spawn_audit(path: &Path, stdout: Option<Box<dyn Write + Send>>) -> std::io::Result<AuditHandle> {
+/// given, receives every record except searches (the headless console);
+/// `tap`, when given, every line.
+pub fn spawn_audit(
+    path: &Path,
+    stdout: Option<Box<dyn Write + Send>>,
+    tap: Option<Tap>,
+) -> std::io::Result<AuditHandle> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -45,7 +53,7 @@ pub fn spawn_audit(path: &Path, stdout: Option<Box<dyn Write + Send>>) -> std::i
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("audit-writer".into())
-        .spawn(move || write_loop(&rx, file, stdout))?;
+        .spawn(move || write_loop(&rx, file, stdout, tap))?;
     Ok(AuditHandle { tx: Some(tx), thread: Some(thread), path: path.to_path_buf() })
 }
 
@@ -69,6 +77,7 @@ fn write_loop(
     rx: &mpsc::Receiver<Line>,
     file: File,
     stdout: Option<Box<dyn Write + Send>>,
+    mut tap: Option<Tap>,
 ) -> std::io::Result<()> {
     let mut file = BufWriter::new(file);
     let mut out = stdout.map(BufWriter::new);
@@ -98,6 +107,9 @@ fn write_loop(
                     (v, true)
                 }
             };
+            if let Some(t) = tap.as_mut() {
+                t(&value);
+            }
             let text = value.to_string();
             writeln!(file, "{text}")?;
             if to_stdout && let Some(o) = out.as_mut() {

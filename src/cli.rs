@@ -38,6 +38,33 @@ pub enum Command {
     /// Supervise agent assist against a Genesys Cloud org (or any API base):
     /// the dashboard, or JSON lines with --headless.
     Console(ConsoleArgs),
+    /// Run the headless pipeline as one worker of a floor on NATS
+    /// JetStream: it follows the queues whose lease it holds.
+    Worker(WorkerArgs),
+}
+
+/// Options of `agent-assist worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// NATS server URL (default: `nats.url`).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// A queue this worker may take. Repeatable; default `genesys.queues`.
+    #[arg(long = "queue", value_name = "ID")]
+    pub queues: Vec<String>,
+    /// Global mode at start.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<crate::engine::Mode>,
+    /// Lease TTL override, e.g. `2s` (default: `nats.lease_ttl_ms`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Option<std::time::Duration>,
+    /// Stop after this long, e.g. `90s` or `15m`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub exit_after: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub source: KbSource,
+    #[command(flatten)]
+    pub widget: WidgetArgs,
 }
 
 /// Options of `agent-assist demo`.
@@ -85,6 +112,10 @@ pub struct ConsoleArgs {
     /// Stop after this long, e.g. `90s` or `15m`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub exit_after: Option<std::time::Duration>,
+    /// Watch a floor of workers on this NATS server instead of running the
+    /// pipeline here (a reader: it never pushes).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
     #[command(flatten)]
     pub source: KbSource,
     #[command(flatten)]
@@ -408,6 +439,10 @@ pub enum BenchCommand {
         /// and with N agent pages holding SSE streams open.
         #[arg(long, default_value_t = 0)]
         widgets: usize,
+        /// Also run as a floor worker on this NATS server (KV ledger, every
+        /// event published), in the same run; with --find-max, only that.
+        #[arg(long, value_name = "URL")]
+        nats: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -6,6 +6,7 @@ pub mod console;
 pub mod demo;
 pub mod kb;
 pub mod sim;
+pub mod worker;
 
 use std::process::ExitCode;
 
@@ -25,5 +26,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(c) => bench::run(c, &paths),
         Command::Demo(args) => demo::run(&args, cli.config.as_deref(), &paths),
         Command::Console(args) => console::run(&args, cli.config.as_deref(), &paths),
+        Command::Worker(args) => worker::run(&args, cli.config.as_deref(), &paths),
     }
 }

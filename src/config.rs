@@ -31,6 +31,8 @@ pub struct Config {
     pub ledger: delivery::LedgerConfig,
     pub keys: keymap::KeysConfig,
     pub widget: crate::widget::WidgetConfig,
+    /// Floor mode only (`agent-assist worker`, `console --nats`).
+    pub nats: crate::floor::NatsConfig,
 }
 
 /// `[genesys]`: where the org is and how to talk to it.
@@ -247,6 +249,7 @@ impl Config {
         let invalid =
             |key: &str, message: &str| ConfigError::Invalid { key: key.into(), message: message.into() };
         self.delivery.validate().map_err(|m| invalid("delivery", &m))?;
+        self.nats.validate().map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         for (key, url) in [("genesys.api_base", &g.api_base), ("genesys.login_base", &g.login_base)] {
             if !url.is_empty() && url::Url::parse(url).is_err() {
                 return Err(invalid(key, &format!("`{url}` is not a URL")));

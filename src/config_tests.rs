@@ -78,3 +78,24 @@ fn environment_sets_credentials_region_and_bases() {
         (Dialect::Tutorial, "https://acme.mygen.com".to_string())
     );
 }
+
+#[test]
+fn the_nats_section_is_checked_and_keeps_its_secrets() {
+    let (_d, p) = file(
+        "[nats]\nurl = \"nats://10.0.0.5:4222\"\nuser = \"floor\"\npassword = \"s3cret-pw\"\nlease_ttl_ms = 3000\n",
+    );
+    let c = Config::load(Some(&p), Path::new("/x"), &env(&[])).unwrap();
+    assert_eq!(c.nats.lease_ttl(), std::time::Duration::from_secs(3));
+    assert!(!format!("{c:?}").contains("s3cret-pw"));
+    for (text, key) in [
+        ("[nats]\nlease_ttl_ms = 100\n", "nats.lease_ttl_ms"),
+        ("[nats]\nuser = \"floor\"\n", "nats.user"),
+        ("[nats]\nprefix = \"a.b\"\n", "nats.prefix"),
+        ("[nats]\npublish_buffer = 0\n", "nats.publish_buffer"),
+    ] {
+        let (_d, p) = file(text);
+        let err = Config::load(Some(&p), Path::new("/x"), &env(&[])).and_then(|c| c.validate().map(|()| c));
+        let err = err.unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}

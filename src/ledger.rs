@@ -163,6 +163,29 @@ impl Ledger {
     }
 }
 
+/// Where the ledger's records are committed: the redb file here, or (in
+/// floor mode) the floor's KV bucket. The writer thread owns one.
+pub trait LedgerStore: Send {
+    /// Commits records durably, all or nothing as far as the caller knows.
+    fn write_records(&mut self, records: &[&ConversationRecord]) -> Result<(), LedgerError>;
+}
+
+impl LedgerStore for Ledger {
+    fn write_records(&mut self, records: &[&ConversationRecord]) -> Result<(), LedgerError> {
+        self.write(records.iter().copied())
+    }
+}
+
+impl Ledger {
+    /// Deletes every record (a spool that was handed on).
+    pub fn clear(&mut self) -> Result<(), LedgerError> {
+        let txn = self.db()?.begin_write().map_err(|e| self.io(e))?;
+        txn.delete_table(CONVERSATIONS).map_err(|e| self.io(e))?;
+        txn.commit().map_err(|e| self.io(e))?;
+        self.write(&[])
+    }
+}
+
 /// What the writer thread is given, in effect order.
 enum Job {
     Record(Box<ConversationRecord>),
@@ -213,7 +236,7 @@ impl Drop for LedgerHandle {
 }
 
 /// Starts the writer thread; its answers go on the runtime's channel.
-pub fn spawn(ledger: Ledger, out: mpsc::Sender<Msg>) -> std::io::Result<LedgerHandle> {
+pub fn spawn(ledger: Box<dyn LedgerStore>, out: mpsc::Sender<Msg>) -> std::io::Result<LedgerHandle> {
     let (tx, rx) = std_mpsc::channel::<Job>();
     let thread = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || {
         let mut ledger = ledger;
@@ -222,7 +245,7 @@ pub fn spawn(ledger: Ledger, out: mpsc::Sender<Msg>) -> std::io::Result<LedgerHa
     Ok(LedgerHandle { tx: Some(tx), thread: Some(thread) })
 }
 
-fn write_loop(ledger: &mut Ledger, rx: &std_mpsc::Receiver<Job>, out: &mpsc::Sender<Msg>) {
+fn write_loop(ledger: &mut Box<dyn LedgerStore>, rx: &std_mpsc::Receiver<Job>, out: &mpsc::Sender<Msg>) {
     // Latest record per conversation not yet committed.
     let mut records: BTreeMap<String, Box<ConversationRecord>> = BTreeMap::new();
     let mut held: Vec<PushRequest> = Vec::new();
@@ -262,7 +285,8 @@ fn write_loop(ledger: &mut Ledger, rx: &std_mpsc::Receiver<Job>, out: &mpsc::Sen
         if records.is_empty() && held.is_empty() {
             continue;
         }
-        match ledger.write(records.values().map(AsRef::as_ref)) {
+        let batch: Vec<&ConversationRecord> = records.values().map(AsRef::as_ref).collect();
+        match ledger.write_records(&batch) {
             Ok(()) => {
                 records.clear();
                 if failing {

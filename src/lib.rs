@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod domain;
 pub mod duration;
 pub mod engine;
+pub mod floor;
 pub mod input;
 pub mod kb;
 pub mod ledger;

@@ -41,6 +41,8 @@ use crate::net::{Backoff, Dialect, NetError};
 use crate::paths::AppPaths;
 use crate::widget::{AgentSignal, FeedEvent, FeedbackKind, WidgetHub, WidgetServer};
 
+mod floor;
+
 /// Capacity of the message channel: workers wait when it is full.
 const CHANNEL: usize = 4096;
 /// Longest wait between ticks (eviction, idle timeouts, the status bar).
@@ -77,11 +79,24 @@ pub struct Options {
     pub run_id: Option<String>,
     /// Index-build progress, for a progress display.
     pub progress: Box<dyn FnMut(BuildProgress) + Send>,
+    /// Floor mode (`agent-assist worker`): no queue is followed at start.
+    pub floor: Option<FloorHooks>,
 }
+
+/// What floor mode changes in the runtime: the ledger's store, a tap on
+/// every event, and no stream until a queue's lease is held (then
+/// [`Runtime::follow_queue`]).
+pub struct FloorHooks {
+    pub ledger: Box<dyn crate::ledger::LedgerStore>,
+    pub tap: Box<dyn FnMut(&serde_json::Value) + Send>,
+}
+
+/// Starts a transcript stream over the given queues.
+type StreamFactory = Box<dyn Fn(Vec<String>) -> StreamHandle + Send>;
 
 impl Default for Options {
     fn default() -> Self {
-        Self { headless_out: None, run_id: None, progress: Box::new(|_| {}) }
+        Self { headless_out: None, run_id: None, progress: Box::new(|_| {}), floor: None }
     }
 }
 
@@ -96,7 +111,10 @@ pub struct Runtime {
     /// Live reload: watcher, periodic sync and the rebuild thread.
     kb_live: kb_live::KbLive,
     catalog: Arc<Vec<StoredArticle>>,
-    stream: StreamHandle,
+    /// Transcript streams by queue (`""`: the one over the configured
+    /// queues; in floor mode one per held queue).
+    streams: std::collections::BTreeMap<String, StreamHandle>,
+    new_stream: StreamFactory,
     forwarder: tokio::task::JoinHandle<()>,
     delivery: Delivery,
     pushes: JoinSet<()>,
@@ -158,19 +176,27 @@ impl Runtime {
     pub async fn start(config: &Config, paths: &AppPaths, opts: Options) -> Result<Self, RuntimeError> {
         let endpoint = config.endpoint()?;
         let g = &config.genesys;
-        if endpoint.dialect == Dialect::Notifications && g.queues.is_empty() && g.users.is_empty() {
+        let floor = opts.floor.is_some();
+        if endpoint.dialect == Dialect::Notifications && g.queues.is_empty() && g.users.is_empty() && !floor {
             return Err(RuntimeError::NoQueues);
         }
         // The ledger first: a second process on the same data dir must stop
         // here, before it connects or pushes anything.
-        let ledger = if config.ledger.enabled {
+        let (floor_ledger, tap) = match opts.floor {
+            Some(f) => (Some(f.ledger), Some(f.tap)),
+            None => (None, None),
+        };
+        let ledger: Option<(Box<dyn crate::ledger::LedgerStore>, _)> = if let Some(store) = floor_ledger {
+            // Records are read per queue when its lease is taken.
+            Some((store, Vec::new()))
+        } else if config.ledger.enabled {
             let path = config.ledger.path.clone().unwrap_or_else(|| paths.ledger_file());
             let mut ledger = Ledger::open(&path)?;
             let cutoff = unix_ms(SystemTime::now())
                 .saturating_sub(u64::try_from(config.ledger.retention().as_millis()).unwrap_or(u64::MAX));
             let records = ledger.load(cutoff)?;
             tracing::info!(path = %path.display(), calls = records.len(), "ledger open");
-            Some((ledger, records))
+            Some((Box::new(ledger), records))
         } else {
             None
         };
@@ -240,7 +266,7 @@ impl Runtime {
             ..SocketConfig::default()
         };
         let (stream_tx, mut stream_rx) = mpsc::channel::<StreamEvent>(CHANNEL);
-        let stream = match endpoint.dialect {
+        let new_stream: StreamFactory = match endpoint.dialect {
             Dialect::Notifications => {
                 let stream_config = StreamConfig {
                     queues: g.queues.clone(),
@@ -250,12 +276,33 @@ impl Runtime {
                     copilot: config.delivery.sinks.contains(&crate::domain::Sink::GenesysCopilot),
                     ..StreamConfig::default()
                 };
-                spawn_stream(Rest::new(http, &endpoint.api_base, auth), stream_config, stream_tx)
+                let api_base = endpoint.api_base.clone();
+                Box::new(move |queues: Vec<String>| {
+                    let mut c = stream_config.clone();
+                    if floor {
+                        c.queues = queues;
+                        c.users = Vec::new();
+                    }
+                    spawn_stream(Rest::new(http.clone(), &api_base, auth.clone()), c, stream_tx.clone())
+                })
             }
             Dialect::Tutorial => {
-                spawn_tutorial(auth, endpoint.api_base.clone(), socket, Backoff::default(), stream_tx)
+                let api_base = endpoint.api_base.clone();
+                Box::new(move |_| {
+                    spawn_tutorial(
+                        auth.clone(),
+                        api_base.clone(),
+                        socket,
+                        Backoff::default(),
+                        stream_tx.clone(),
+                    )
+                })
             }
         };
+        let mut streams = std::collections::BTreeMap::new();
+        if !floor {
+            streams.insert(String::new(), new_stream(Vec::new()));
+        }
         let forward = tx.clone();
         let forwarder = tokio::spawn(async move {
             while let Some(ev) = stream_rx.recv().await {
@@ -267,7 +314,7 @@ impl Runtime {
 
         let run_id = opts.run_id.unwrap_or_else(new_run_id);
         let audit_path = paths.audit_dir().join(format!("audit-{run_id}.jsonl"));
-        let audit = spawn_audit(&audit_path, opts.headless_out)
+        let audit = spawn_audit(&audit_path, opts.headless_out, tap)
             .map_err(|source| RuntimeError::Audit { path: audit_path.clone(), source })?;
         tracing::info!(run_id, audit = %audit_path.display(), dialect = %endpoint.dialect, "runtime started");
         let mut engine = Engine::new(policy, &run_id);
@@ -290,7 +337,8 @@ impl Runtime {
             need,
             kb_live,
             catalog,
-            stream,
+            streams,
+            new_stream,
             forwarder,
             delivery,
             pushes: JoinSet::new(),
@@ -396,7 +444,11 @@ impl Runtime {
                 }
             }
             Effect::Deliver(req) => self.delivery.deliver(req, &mut self.pushes, &self.tx),
-            Effect::Unfollow { conversation_id } => self.stream.unfollow(&conversation_id),
+            Effect::Unfollow { conversation_id } => {
+                for s in self.streams.values() {
+                    s.unfollow(&conversation_id);
+                }
+            }
             Effect::Record(r) => {
                 if let (crate::engine::Record::ConversationEnded { conversation_id }, Some((hub, _))) =
                     (&r, &self.widget)
@@ -452,7 +504,9 @@ impl Runtime {
     /// Stops the stream, lets pushes in flight finish (recording their
     /// outcomes), writes the summary, and flushes the audit log.
     pub async fn shutdown(mut self) -> Summary {
-        self.stream.cancel.cancel();
+        for s in self.streams.values() {
+            s.cancel.cancel();
+        }
         let give_up = tokio::time::Instant::now() + DRAIN;
         while !self.pushes.is_empty() {
             tokio::select! {
@@ -472,7 +526,9 @@ impl Runtime {
             map.insert("audit_log".into(), self.audit.path().display().to_string().into());
         }
         self.audit.json(line);
-        let _ = self.stream.task.await;
+        for (_, s) in std::mem::take(&mut self.streams) {
+            let _ = s.task.await;
+        }
         self.forwarder.abort();
         if let Some(l) = self.ledger.take() {
             l.close();

@@ -6,6 +6,10 @@
 //! twice, interleaved, with suggestions also going to the agent widget:
 //! without pages, then with N agent pages holding SSE streams open, to
 //! show what the open streams cost the pipeline.
+//! With `--nats URL` every
+//! trial runs twice, in the same process and the same run: once as the
+//! single process (redb ledger) and once as a floor worker (KV ledger on
+//! the NATS server, every event published to the stream).
 
 use std::time::Duration;
 
@@ -32,10 +36,14 @@ pub struct Options {
     pub target_p99: Duration,
     /// Agent pages to hold open (0: no widget).
     pub widgets: usize,
+    /// Also run each trial as a floor worker on this NATS server.
+    pub nats: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Trial {
+    /// `single` or `nats`.
+    pub mode: &'static str,
     pub conversations: usize,
     pub events_per_s: f64,
     pub searches_per_s: f64,
@@ -109,12 +117,41 @@ enum Widget {
     On { pages: usize },
 }
 
+/// Starts the runtime as a floor worker holding the simulator's queue.
+async fn floor_runtime(
+    config: &crate::config::Config,
+    paths: &AppPaths,
+    url: &str,
+    queue: &str,
+) -> color_eyre::eyre::Result<(Runtime, tokio::sync::mpsc::UnboundedReceiver<crate::floor::Link>)> {
+    let (link_tx, links) = tokio::sync::mpsc::unbounded_channel();
+    let client = crate::floor::connect(&config.nats, url, "bench-load", link_tx).await?;
+    // A prefix of its own, so no earlier run's leases or records are read.
+    let mut nc = config.nats.clone();
+    nc.prefix = format!("bench{:08x}", rand::random::<u32>());
+    let floor = crate::floor::Floor::open(client, &nc).await?;
+    let buckets = floor.buckets(&nc, Duration::from_secs(3600)).await?;
+    let (bus, _task) =
+        crate::floor::bus::Bus::spawn(floor.js.clone(), nc.prefix.clone(), "bench".into(), 50_000);
+    let spool = crate::ledger::Ledger::open(&paths.data_dir.join("floor-spool.redb"))?;
+    let hooks = crate::runtime::FloorHooks {
+        ledger: Box::new(crate::floor::kv_ledger::KvLedger::new(buckets.ledger, floor.client.clone(), spool)),
+        tap: bus.tap(),
+    };
+    let mut rt =
+        Runtime::start(config, paths, RuntimeOptions { floor: Some(hooks), ..RuntimeOptions::default() })
+            .await?;
+    rt.follow_queue(queue);
+    Ok((rt, links))
+}
+
 fn trial(
     paths: &AppPaths,
     opts: &Options,
     n: usize,
     lines: &[String],
     widget: Widget,
+    nats: Option<&str>,
 ) -> color_eyre::eyre::Result<Trial> {
     let tmp = scratch_dir(&format!("load-{n}"))?;
     let bench_paths = AppPaths { data_dir: tmp.path().to_path_buf(), ..paths.clone() };
@@ -134,7 +171,13 @@ fn trial(
             config.widget.auth = crate::widget::AuthMode::None;
             config.widget.max_calls = config.widget.max_calls.max(n + 16);
         }
-        let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
+        let (mut rt, _links) = match nats {
+            Some(url) => {
+                let (rt, links) = floor_runtime(&config, &bench_paths, url, &sim.queue_id).await?;
+                (rt, Some(links))
+            }
+            None => (Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?, None),
+        };
         let pages = match (widget, rt.widget_url()) {
             (Widget::On { pages }, Some(base)) if pages > 0 => {
                 // One page per call, as the agent desktop opens them.
@@ -164,6 +207,7 @@ fn trial(
         let (widget_pages, widget_events) = (pages.opened(), pages.seen().len() as u64);
         drop(pages);
         let trial = Trial {
+            mode: if nats.is_some() { "nats" } else { "single" },
             conversations: n,
             events_per_s: summary.utterances as f64 / wall,
             searches_per_s: summary.searches as f64 / wall,
@@ -187,7 +231,10 @@ fn trial(
 
 fn progress(t: &Trial) {
     let verdict = if t.sustained { "ok" } else { "over target" };
-    eprintln!("  {:>6} calls: p99 event→push {:.0} ms {verdict}", t.conversations, t.event_to_push.p99_ms);
+    eprintln!(
+        "  {:>6} calls ({}): p99 event→push {:.0} ms {verdict}",
+        t.conversations, t.mode, t.event_to_push.p99_ms
+    );
 }
 
 pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report> {
@@ -200,7 +247,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         let (mut good, mut bad) = (0usize, None);
         let mut n = opts.conversations.max(1);
         while bad.is_none() && n <= 100_000 {
-            let t = trial(paths, opts, n, &lines, Widget::Off)?;
+            let t = trial(paths, opts, n, &lines, Widget::Off, opts.nats.as_deref())?;
             if t.sustained {
                 good = n
             } else {
@@ -214,7 +261,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             let mut lo = good;
             while hi - lo > (lo / 8).max(1) {
                 let mid = (lo + hi) / 2;
-                let t = trial(paths, opts, mid, &lines, Widget::Off)?;
+                let t = trial(paths, opts, mid, &lines, Widget::Off, opts.nats.as_deref())?;
                 progress(&t);
                 if t.sustained {
                     lo = mid
@@ -229,12 +276,15 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
     } else if opts.widgets > 0 {
         // Interleaved, so drift on a shared machine falls on both sides.
         for widget in [Widget::On { pages: 0 }, Widget::On { pages: opts.widgets }].repeat(2) {
-            let t = trial(paths, opts, opts.conversations, &lines, widget)?;
+            let t = trial(paths, opts, opts.conversations, &lines, widget, None)?;
             progress(&t);
             trials.push(t);
         }
     } else {
-        trials.push(trial(paths, opts, opts.conversations, &lines, Widget::Off)?);
+        trials.push(trial(paths, opts, opts.conversations, &lines, Widget::Off, None)?);
+        if let Some(url) = &opts.nats {
+            trials.push(trial(paths, opts, opts.conversations, &lines, Widget::Off, Some(url))?);
+        }
     }
     let widgets_p99_ratio = (opts.widgets > 0).then(|| {
         let p99 = |open: bool| {
@@ -265,7 +315,8 @@ pub fn print_table(r: &Report) {
         r.every_s, r.duration_s, r.target_p99_ms
     );
     println!(
-        "{:>7} {:>6} {:>9} {:>10} {:>11} {:>11} {:>7} {:>9} {:>6} {:>8}",
+        "{:>6} {:>7} {:>6} {:>9} {:>10} {:>11} {:>11} {:>7} {:>9} {:>6} {:>8}",
+        "mode",
         "calls",
         "pages",
         "events/s",
@@ -279,7 +330,8 @@ pub fn print_table(r: &Report) {
     );
     for t in &r.trials {
         println!(
-            "{:>7} {:>6} {:>9.1} {:>10.1} {:>11.1} {:>11.1} {:>7} {:>9} {:>6.0} {:>8.0}",
+            "{:>6} {:>7} {:>6} {:>9.1} {:>10.1} {:>11.1} {:>11.1} {:>7} {:>9} {:>6.0} {:>8.0}",
+            t.mode,
             t.conversations,
             t.widget_pages,
             t.events_per_s,

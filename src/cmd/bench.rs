@@ -76,6 +76,7 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             find_max,
             target_p99_ms,
             widgets,
+            nats,
             json,
         } => {
             if widgets > 0 && find_max {
@@ -89,6 +90,7 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
                 find_max,
                 target_p99: Duration::from_millis(target_p99_ms.max(1)),
                 widgets,
+                nats,
             };
             let r = load::run(paths, &opts)?;
             bench::print(&r, json, load::print_table);

@@ -41,6 +41,19 @@ pub fn config(args: &ConsoleArgs, file: Option<&Path>, paths: &AppPaths) -> Resu
 pub fn run(args: &ConsoleArgs, file: Option<&Path>, paths: &AppPaths) -> Result<ExitCode> {
     let config = config(args, file, paths)?;
     let rt = tokio::runtime::Runtime::new()?;
+    if let Some(url) = args.nats.clone() {
+        if !args.headless {
+            return Err(color_eyre::eyre::eyre!(
+                "the floor dashboard is not built yet; use `console --nats URL --headless`"
+            ));
+        }
+        let plan = crate::floor::console::ConsolePlan {
+            url,
+            queues: args.queues.clone(),
+            exit_after: args.exit_after,
+        };
+        return rt.block_on(crate::floor::console::run_headless(&config, plan));
+    }
     if args.headless {
         rt.block_on(headless(&config, paths, args.exit_after))
     } else {
@@ -52,7 +65,7 @@ pub fn run(args: &ConsoleArgs, file: Option<&Path>, paths: &AppPaths) -> Result<
 /// on stdin (`{"command":"approve","suggestion":"…"}`, the same vocabulary
 /// as the dashboard's keys). A line that does not parse is reported on the
 /// output and skipped. Nothing is read from a terminal.
-fn spawn_stdin_commands() -> tokio::sync::mpsc::Receiver<Result<crate::engine::Command, String>> {
+pub fn spawn_stdin_commands() -> tokio::sync::mpsc::Receiver<Result<crate::engine::Command, String>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return rx;

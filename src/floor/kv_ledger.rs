@@ -1,0 +1,134 @@
+//! The ledger's records in floor mode: one KV entry per conversation in the
+//! floor's ledger bucket, keyed `<queue>.<conversation>` (tokens from
+//! [`super::subject`]), so the worker that takes a queue over reads that
+//! queue's calls and resumes them ([`load_queue`]).
+//!
+//! Record, then act, holds here too: the writer thread releases a push only
+//! once its record is written. While the server is unreachable the records
+//! go to a local spool (a redb ledger in the data dir) instead, so the
+//! worker goes on assisting its calls; the spool is written to the bucket,
+//! before anything newer, as soon as the server answers again. What sits in
+//! the spool of a worker that dies during an outage is not seen by the
+//! worker that takes over (that call may then see a suggestion again).
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use futures_util::StreamExt;
+
+use super::subject::{NONE, token};
+use crate::engine::ConversationRecord;
+use crate::ledger::{Ledger, LedgerError, LedgerStore};
+
+/// After a failed write, how long records go straight to the spool before
+/// the bucket is tried again (so pushes are not held up by timeouts).
+const OFFLINE_FOR: Duration = Duration::from_secs(1);
+
+/// The key of a conversation's record.
+pub fn key(queue: Option<&str>, conversation: &str) -> String {
+    format!("{}.{}", queue.map_or_else(|| NONE.to_string(), token), token(conversation))
+}
+
+/// The KV-backed store the ledger's writer thread owns.
+pub struct KvLedger {
+    kv: kv::Store,
+    client: async_nats::Client,
+    rt: tokio::runtime::Handle,
+    spool: Ledger,
+    spooled: bool,
+    offline_until: Option<Instant>,
+}
+
+impl KvLedger {
+    /// `spool` is this worker's local fallback file; records left in it by
+    /// an earlier run are written to the bucket first.
+    pub fn new(kv: kv::Store, client: async_nats::Client, spool: Ledger) -> Self {
+        Self { kv, client, rt: tokio::runtime::Handle::current(), spool, spooled: true, offline_until: None }
+    }
+
+    fn err(&self, message: impl ToString) -> LedgerError {
+        LedgerError::Io { path: format!("nats kv {}", self.kv.name).into(), message: message.to_string() }
+    }
+
+    /// Writes records to the bucket (blocking this thread, not the runtime).
+    fn put_all(&self, records: &[&ConversationRecord]) -> Result<(), LedgerError> {
+        let mut puts = Vec::with_capacity(records.len());
+        for rec in records {
+            let bytes = serde_json::to_vec(rec).map_err(|e| self.err(e))?;
+            let k = key(rec.queue_id.as_deref(), &rec.id);
+            let kv = self.kv.clone();
+            puts.push(async move { kv.put(k, bytes.into()).await });
+        }
+        let results = self
+            .rt
+            .block_on(async {
+                tokio::time::timeout(super::JS_TIMEOUT, futures_util::future::join_all(puts)).await
+            })
+            .map_err(|_| self.err("no answer from the NATS server"))?;
+        for r in results {
+            r.map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    fn flush_spool(&mut self) -> Result<(), LedgerError> {
+        let held = self.spool.load(0)?;
+        if !held.is_empty() {
+            self.put_all(&held.iter().collect::<Vec<_>>())?;
+            tracing::info!(records = held.len(), "floor ledger: spooled records written to the bucket");
+        }
+        self.spool.clear()?;
+        self.spooled = false;
+        Ok(())
+    }
+
+    fn online(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+            && self.offline_until.is_none_or(|t| Instant::now() >= t)
+    }
+}
+
+impl LedgerStore for KvLedger {
+    fn write_records(&mut self, records: &[&ConversationRecord]) -> Result<(), LedgerError> {
+        if self.online() {
+            let direct =
+                if self.spooled { self.flush_spool() } else { Ok(()) }.and_then(|()| self.put_all(records));
+            match direct {
+                Ok(()) => {
+                    self.offline_until = None;
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "floor ledger: bucket unreachable; spooling locally");
+                    self.offline_until = Some(Instant::now() + OFFLINE_FOR);
+                }
+            }
+        }
+        self.spool.write(records.iter().copied())?;
+        self.spooled = true;
+        Ok(())
+    }
+}
+
+/// The records of one queue's calls, for the worker taking it over.
+pub async fn load_queue(kv: &kv::Store, queue: &str) -> Result<Vec<ConversationRecord>, String> {
+    let prefix = format!("{}.", token(queue));
+    let mut keys = kv.keys().await.map_err(|e| e.to_string())?;
+    let mut mine = Vec::new();
+    while let Some(k) = keys.next().await {
+        let k = k.map_err(|e| e.to_string())?;
+        if k.starts_with(&prefix) {
+            mine.push(k);
+        }
+    }
+    let mut out = Vec::with_capacity(mine.len());
+    for k in mine {
+        let Some(bytes) = kv.get(k.clone()).await.map_err(|e| e.to_string())? else { continue };
+        match serde_json::from_slice::<ConversationRecord>(&bytes) {
+            Ok(rec) => out.push(rec),
+            // One bad record must not stop the others from being resumed.
+            Err(e) => tracing::error!(key = k, error = %e, "floor ledger: record does not parse; skipped"),
+        }
+    }
+    Ok(out)
+}

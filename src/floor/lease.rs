@@ -1,0 +1,226 @@
+//! Queue ownership: one lease per queue in a KV bucket whose max age is the
+//! lease TTL. A worker takes a free queue with `create` (fails when someone
+//! holds it) and renews it every third of the TTL with `update` against the
+//! revision it last wrote (compare-and-set), so two workers can never both
+//! believe they hold it after a renewal. A dead worker's lease simply
+//! expires and another worker's `create` succeeds.
+//!
+//! Spreading queues: each worker also keeps a presence key; a worker takes
+//! free queues only up to its fair share (queues / live workers, rounded
+//! up), unless a queue has stayed free for two TTLs (then anyone takes it).
+//! A worker waits one TTL after joining before it takes anything, so that
+//! workers started together all count each other; it tries the queues in
+//! an order of its own, so they do not all race for the same one. Queues
+//! are not moved from a busy worker to one that joins later (no
+//! rebalancing): a newcomer takes what is free or orphaned.
+//! While the server is unreachable a holder keeps its queues: nobody else
+//! can take them, and the calls must go on being assisted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::subject::token;
+
+/// A change in what this worker holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseEvent {
+    Acquired(String),
+    Lost(String),
+}
+
+fn lease_key(queue: &str) -> String {
+    format!("q.{}", token(queue))
+}
+
+fn presence_key(owner: &str) -> String {
+    format!("w.{}", token(owner))
+}
+
+/// The lease keeper's state.
+struct Keeper {
+    kv: kv::Store,
+    owner: String,
+    ttl: Duration,
+    queues: Vec<String>,
+    /// Held queue → revision of our last write.
+    held: BTreeMap<String, u64>,
+    /// When each queue was first seen free.
+    free_since: HashMap<String, Instant>,
+    presence: Option<u64>,
+}
+
+/// Registers this worker's presence now, so others count it while it
+/// starts.
+pub async fn announce(kv: &kv::Store, owner: &str) {
+    if let Err(e) = kv.put(presence_key(owner), Bytes::from(owner.to_string())).await {
+        tracing::warn!(error = %e, "floor: cannot announce this worker yet");
+    }
+}
+
+/// Starts the keeper: it keeps leases on `queues` until cancelled and
+/// releases them on the way out; events go to `out`.
+pub fn spawn(
+    kv: kv::Store,
+    owner: String,
+    ttl: Duration,
+    queues: Vec<String>,
+    out: mpsc::Sender<LeaseEvent>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut k = Keeper {
+            kv,
+            owner,
+            ttl,
+            queues,
+            held: BTreeMap::new(),
+            free_since: HashMap::new(),
+            presence: None,
+        };
+        // Each worker its own order of queues to try.
+        let turn = k.owner.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+        if !k.queues.is_empty() {
+            let n = turn % k.queues.len();
+            k.queues.rotate_left(n);
+        }
+        let settle_until = Instant::now() + ttl;
+        let mut every = tokio::time::interval(ttl / 3);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = every.tick() => {
+                    if Instant::now() < settle_until {
+                        k.renew_presence().await;
+                    } else {
+                        k.round(&out).await;
+                    }
+                }
+            }
+        }
+        k.release_all().await;
+    })
+}
+
+impl Keeper {
+    async fn round(&mut self, out: &mpsc::Sender<LeaseEvent>) {
+        self.renew_presence().await;
+        let held: Vec<(String, u64)> = self.held.iter().map(|(q, r)| (q.clone(), *r)).collect();
+        for (queue, rev) in held {
+            match self.kv.update(lease_key(&queue), self.value(), rev).await {
+                Ok(r) => {
+                    self.held.insert(queue, r);
+                }
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    // Expired (we could not renew in time) or taken.
+                    match self.kv.create(lease_key(&queue), self.value()).await {
+                        Ok(r) => {
+                            tracing::warn!(queue, "floor: lease had expired; taken again");
+                            self.held.insert(queue, r);
+                        }
+                        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                            tracing::warn!(queue, "floor: lease taken by another worker");
+                            self.held.remove(&queue);
+                            let _ = out.send(LeaseEvent::Lost(queue)).await;
+                        }
+                        Err(e) => tracing::warn!(queue, error = %e, "floor: lease renewal failed"),
+                    }
+                }
+                // Unreachable: keep following; nobody else can take it.
+                Err(e) => tracing::warn!(queue, error = %e, "floor: lease renewal failed"),
+            }
+        }
+        let share = self.fair_share().await;
+        let now = Instant::now();
+        for queue in self.queues.clone() {
+            if self.held.contains_key(&queue) {
+                continue;
+            }
+            let free = match self.kv.entry(lease_key(&queue)).await {
+                Ok(Some(e)) => !matches!(e.operation, kv::Operation::Put),
+                Ok(None) => true,
+                Err(_) => continue,
+            };
+            if !free {
+                self.free_since.remove(&queue);
+                continue;
+            }
+            let since = *self.free_since.entry(queue.clone()).or_insert(now);
+            let orphaned = now.duration_since(since) >= self.ttl * 2;
+            if self.held.len() >= share && !orphaned {
+                continue;
+            }
+            match self.kv.create(lease_key(&queue), self.value()).await {
+                Ok(r) => {
+                    tracing::info!(queue, "floor: lease acquired");
+                    self.held.insert(queue.clone(), r);
+                    self.free_since.remove(&queue);
+                    let _ = out.send(LeaseEvent::Acquired(queue)).await;
+                }
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(e) => tracing::debug!(queue, error = %e, "floor: lease not taken"),
+            }
+        }
+    }
+
+    fn value(&self) -> Bytes {
+        Bytes::from(self.owner.clone())
+    }
+
+    async fn renew_presence(&mut self) {
+        match self.kv.put(presence_key(&self.owner), self.value()).await {
+            Ok(r) => self.presence = Some(r),
+            Err(e) => tracing::debug!(error = %e, "floor: presence not renewed"),
+        }
+    }
+
+    /// Queues per live worker, rounded up (at least 1).
+    async fn fair_share(&self) -> usize {
+        let mut workers = 0usize;
+        if let Ok(mut keys) = self.kv.keys().await {
+            while let Some(Ok(k)) = keys.next().await {
+                workers += usize::from(k.starts_with("w."));
+            }
+        }
+        tracing::debug!(workers, "floor: live workers");
+        self.queues.len().div_ceil(workers.max(1)).max(1)
+    }
+
+    /// Gives every lease back (clean shutdown), so others need not wait
+    /// for the TTL.
+    async fn release_all(&mut self) {
+        for (queue, rev) in std::mem::take(&mut self.held) {
+            if let Err(e) = self.kv.delete_expect_revision(lease_key(&queue), Some(rev)).await {
+                tracing::warn!(queue, error = %e, "floor: lease not released (it will expire)");
+            }
+        }
+        if let Some(rev) = self.presence {
+            let _ = self.kv.delete_expect_revision(presence_key(&self.owner), Some(rev)).await;
+        }
+    }
+}
+
+/// Who holds each queue's lease now (for consoles and tests).
+pub async fn holders(kv: &kv::Store) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Ok(mut keys) = kv.keys().await else { return out };
+    let mut names = Vec::new();
+    while let Some(Ok(k)) = keys.next().await {
+        names.push(k);
+    }
+    for k in names {
+        let Some(t) = k.strip_prefix("q.") else { continue };
+        let Some(queue) = super::subject::id(t) else { continue };
+        if let Ok(Some(v)) = kv.get(k.clone()).await {
+            out.insert(queue, String::from_utf8_lossy(&v).into_owned());
+        }
+    }
+    out
+}

@@ -1,0 +1,199 @@
+//! `agent-assist worker`: the headless pipeline as a member of a floor. It
+//! follows only the queues whose lease it holds, publishes every event to
+//! the floor's stream, keeps the ledger in the floor's KV bucket, resumes
+//! calls of queues it takes over, and answers operator commands for its
+//! queues by request/reply. Its stdout carries the same JSON lines as the
+//! headless console, plus `lease`, `floor_link` and `metrics` lines.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use async_nats::Subject;
+use color_eyre::eyre::Result;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::bus::Bus;
+use super::kv_ledger::{KvLedger, load_queue};
+use super::lease::{self, LeaseEvent};
+use super::{Buckets, Floor, FloorError, Link, subject};
+use crate::config::Config;
+use crate::domain::{ConnectionState, StreamEvent};
+use crate::engine::{Command, Msg};
+use crate::ledger::Ledger;
+use crate::net::Dialect;
+use crate::paths::AppPaths;
+use crate::runtime::{FloorHooks, Options, Runtime};
+
+/// How often a worker publishes its metrics.
+const METRICS_EVERY: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the last events to be published.
+const FLUSH: Duration = Duration::from_secs(5);
+
+/// What a worker is asked to do.
+pub struct WorkerPlan {
+    pub url: String,
+    pub queues: Vec<String>,
+    pub exit_after: Option<Duration>,
+}
+
+/// Runs a worker until a signal or `exit_after`.
+pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<ExitCode> {
+    if config.genesys.dialect != Dialect::Notifications {
+        return Err(FloorError::Dialect.into());
+    }
+    if plan.queues.is_empty() {
+        return Err(crate::runtime::RuntimeError::NoQueues.into());
+    }
+    let owner = super::member_id("worker");
+    let (link_tx, mut links) = mpsc::unbounded_channel();
+    let client = super::connect(&config.nats, &plan.url, &owner, link_tx).await?;
+    let floor = Floor::open(client, &config.nats).await?;
+    let buckets = floor.buckets(&config.nats, config.ledger.retention()).await?;
+    // Counted by the others before this worker is ready to take queues.
+    lease::announce(&buckets.leases, &owner).await;
+    let (bus, bus_task) =
+        Bus::spawn(floor.js.clone(), floor.prefix.clone(), owner.clone(), config.nats.publish_buffer);
+    let spool = Ledger::open(&paths.ledger_file().with_file_name("floor-spool.redb"))?;
+    let hooks = FloorHooks {
+        ledger: Box::new(KvLedger::new(buckets.ledger.clone(), floor.client.clone(), spool)),
+        tap: bus.tap(),
+    };
+    let opts =
+        Options { headless_out: Some(Box::new(std::io::stdout())), floor: Some(hooks), ..Options::default() };
+    let mut rt = Runtime::start(config, paths, opts).await?;
+    rt.note(json!({ "event": "floor_member", "role": "worker", "id": owner, "queues": plan.queues }));
+    tracing::info!(id = owner, queues = ?plan.queues, "floor worker started");
+
+    let (lease_tx, mut leases) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let keeper = lease::spawn(
+        buckets.leases.clone(),
+        owner.clone(),
+        config.nats.lease_ttl(),
+        plan.queues.clone(),
+        lease_tx,
+        cancel.clone(),
+    );
+    let mut commands = floor.client.subscribe(subject::all_commands(&floor.prefix)).await?;
+    let mut metrics = tokio::time::interval(METRICS_EVERY);
+    let stop = tokio::time::sleep(plan.exit_after.unwrap_or(Duration::MAX / 4));
+    tokio::pin!(stop);
+    let signal = crate::app::shutdown_signal();
+    tokio::pin!(signal);
+    let mut failed = false;
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = &mut signal => break,
+            Some(ev) = leases.recv() => on_lease(&mut rt, &buckets, &bus, ev).await,
+            Some(msg) = commands.next() => on_command(&mut rt, &floor, &owner, msg).await,
+            Some(link) = links.recv() => {
+                let state = if link == Link::Up { "up" } else { "down" };
+                rt.note(json!({ "event": "floor_link", "state": state }));
+            }
+            _ = metrics.tick() => {
+                let mut m = serde_json::to_value(rt.engine().metrics().summary()).unwrap_or_default();
+                if let Value::Object(map) = &mut m {
+                    map.insert("event".into(), "metrics".into());
+                    map.insert("worker".into(), owner.clone().into());
+                    map.insert("queues".into(), rt.followed_queues().into());
+                    map.insert("bus_published".into(), bus.stats.published.load(std::sync::atomic::Ordering::Relaxed).into());
+                    map.insert("bus_dropped".into(), bus.stats.dropped.load(std::sync::atomic::Ordering::Relaxed).into());
+                    map.insert("bus_backlog".into(), bus.backlog().into());
+                }
+                rt.note(m);
+            }
+            msg = rt.next() => {
+                failed |= matches!(msg, Msg::Stream(StreamEvent::Connection(ConnectionState::Failed { .. })));
+                rt.handle(msg);
+                rt.drain_ready(256);
+                if failed {
+                    break;
+                }
+            }
+        }
+    }
+    // Records first (the ledger flushes in shutdown), then the leases, so
+    // the next owner reads everything this worker decided.
+    rt.shutdown().await;
+    cancel.cancel();
+    let _ = keeper.await;
+    drop(bus);
+    if tokio::time::timeout(FLUSH, bus_task).await.is_err() {
+        tracing::warn!("floor: events still unpublished at exit");
+    }
+    let _ = floor.client.flush().await;
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn on_lease(rt: &mut Runtime, buckets: &Buckets, bus: &Bus, ev: LeaseEvent) {
+    match ev {
+        LeaseEvent::Acquired(queue) => {
+            // The calls another worker was assisting on this queue.
+            let records = match load_queue(&buckets.ledger, &queue).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(queue, error = %e, "floor: cannot read the queue's records");
+                    Vec::new()
+                }
+            };
+            let live = records.iter().filter(|r| r.ended_ms.is_none()).count();
+            for r in &records {
+                bus.note_queue(&r.id, &queue);
+            }
+            rt.note(json!({ "event": "lease", "queue": queue, "state": "acquired", "resumed": live }));
+            rt.resume(records);
+            rt.follow_queue(&queue);
+        }
+        LeaseEvent::Lost(queue) => {
+            rt.unfollow_queue(&queue);
+            rt.note(json!({ "event": "lease", "queue": queue, "state": "lost" }));
+        }
+    }
+}
+
+/// Answers a command addressed to one of this worker's queues; stays
+/// silent for the others (their owners answer).
+async fn on_command(rt: &mut Runtime, floor: &Floor, owner: &str, msg: async_nats::Message) {
+    let Some(reply) = msg.reply.clone() else { return };
+    let Some(queue) = msg.subject.rsplit('.').next().and_then(subject::id) else { return };
+    if !rt.followed_queues().contains(&queue) {
+        return;
+    }
+    let answer = match serde_json::from_slice::<Command>(&msg.payload) {
+        Ok(cmd) => {
+            let target = match &cmd {
+                Command::Approve { suggestion }
+                | Command::Edit { suggestion, .. }
+                | Command::Reject { suggestion }
+                | Command::Retry { suggestion } => Some(suggestion.clone()),
+                _ => None,
+            };
+            let outcome: Vec<Value> =
+                rt.command(cmd).iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+            // The decision itself is reported once it is durable (record,
+            // then act); the reply says where the suggestion stands now.
+            let state = target.and_then(|id| {
+                rt.engine()
+                    .conversations()
+                    .flat_map(|c| c.suggestions.iter())
+                    .find(|s| s.id == id)
+                    .map(|s| s.state.name())
+            });
+            json!({ "ok": true, "worker": owner, "queue": queue, "outcome": outcome, "suggestion_state": state })
+        }
+        Err(e) => {
+            json!({ "ok": false, "worker": owner, "queue": queue, "error": format!("command not understood: {e}") })
+        }
+    };
+    send_reply(floor, reply, &answer).await;
+}
+
+async fn send_reply(floor: &Floor, reply: Subject, answer: &Value) {
+    if let Err(e) = floor.client.publish(reply, answer.to_string().into()).await {
+        tracing::warn!(error = %e, "floor: command reply not sent");
+    }
+}
