@@ -244,11 +244,25 @@ pub async fn follow_page(
 
 /// Agent pages that benchmarks hold open on calls, one task each, each
 /// recording which suggestion it read and when. Dropping it closes them.
+/// The pages run on a one-thread runtime of their own: on a floor they are
+/// browsers on the agents' machines, so they must not queue on the
+/// pipeline's scheduler (they still share the machine's cores).
 #[derive(Default)]
 pub struct Pages {
     seen: Arc<Mutex<Vec<(String, std::time::Instant)>>>,
     opened: Arc<AtomicUsize>,
     tasks: tokio::task::JoinSet<()>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+        // Callable from async code, unlike dropping the runtime.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl Pages {
@@ -256,23 +270,33 @@ impl Pages {
     /// pages), on the caller's runtime.
     pub fn open(base: &str, calls: &[String]) -> Self {
         let mut pages = Self::default();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build();
+        let handle = match &runtime {
+            Ok(rt) => rt.handle().clone(),
+            // Without a runtime of their own, the pages share the caller's.
+            Err(_) => tokio::runtime::Handle::current(),
+        };
+        pages.runtime = runtime.ok();
         let http = reqwest::Client::builder().pool_max_idle_per_host(calls.len()).build().unwrap_or_default();
         for call in calls {
             let (http, base, call) = (http.clone(), base.to_string(), call.clone());
             let (seen, opened) = (pages.seen.clone(), pages.opened.clone());
-            pages.tasks.spawn(async move {
-                let record = |id: &str, at: Instant| {
-                    let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    seen.push((id.to_string(), at.into_std()));
-                    true
-                };
-                let on_open = || {
-                    opened.fetch_add(1, Ordering::Relaxed);
-                };
-                if let Err(e) = follow_page(&http, &base, &call, on_open, record).await {
-                    tracing::warn!(%call, error = %e, "bench: an agent page failed");
-                }
-            });
+            pages.tasks.spawn_on(
+                async move {
+                    let record = |id: &str, at: Instant| {
+                        let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        seen.push((id.to_string(), at.into_std()));
+                        true
+                    };
+                    let on_open = || {
+                        opened.fetch_add(1, Ordering::Relaxed);
+                    };
+                    if let Err(e) = follow_page(&http, &base, &call, on_open, record).await {
+                        tracing::warn!(%call, error = %e, "bench: an agent page failed");
+                    }
+                },
+                &handle,
+            );
         }
         pages
     }
