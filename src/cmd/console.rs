@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use color_eyre::eyre::Result;
 
-use crate::cli::ConsoleArgs;
+use crate::cli::{ConsoleArgs, KbSource, WidgetArgs};
 use crate::config::Config;
 use crate::domain::{ConnectionState, StreamEvent};
 use crate::engine::Msg;
@@ -27,13 +27,19 @@ pub fn config(args: &ConsoleArgs, file: Option<&Path>, paths: &AppPaths) -> Resu
     if !args.queues.is_empty() {
         c.genesys.queues.clone_from(&args.queues);
     }
-    if !args.source.kb.is_empty() {
-        c.kb.paths.clone_from(&args.source.kb);
+    with_kb_and_widget(c, &args.source, &args.widget)
+}
+
+/// The KB and widget switches `console` and `worker` share, applied on top
+/// of the config, then the config's own checks.
+pub fn with_kb_and_widget(mut c: Config, source: &KbSource, widget: &WidgetArgs) -> Result<Config> {
+    if !source.kb.is_empty() {
+        c.kb.paths.clone_from(&source.kb);
     }
-    if let Some(i) = args.source.index {
+    if let Some(i) = source.index {
         c.kb.index = i;
     }
-    args.widget.apply(&mut c.widget)?;
+    widget.apply(&mut c.widget)?;
     c.validate()?;
     Ok(c)
 }

@@ -25,15 +25,7 @@ pub fn config(args: &WorkerArgs, file: Option<&Path>, paths: &AppPaths) -> Resul
     if let Some(ttl) = args.lease_ttl {
         c.nats.lease_ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     }
-    if !args.source.kb.is_empty() {
-        c.kb.paths.clone_from(&args.source.kb);
-    }
-    if let Some(i) = args.source.index {
-        c.kb.index = i;
-    }
-    args.widget.apply(&mut c.widget)?;
-    c.validate()?;
-    Ok(c)
+    super::console::with_kb_and_widget(c, &args.source, &args.widget)
 }
 
 pub fn run(args: &WorkerArgs, file: Option<&Path>, paths: &AppPaths) -> Result<ExitCode> {
