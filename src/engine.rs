@@ -281,14 +281,20 @@ impl Engine {
         if !c.set_need(utterance_id, need) {
             return;
         }
-        if !need {
-            self.metrics.needless += 1;
+        if need {
+            // It is in the window already: nothing changes.
+            return;
         }
-        if c.refresh_window(policy)
-            && c.effective_mode(policy.mode) != Mode::Off
-            && !c.paused
-            && !self.paused_all
-        {
+        self.metrics.needless += 1;
+        if !c.refresh_window(policy) {
+            return;
+        }
+        // The window goes back to what it was without the utterance, which
+        // is usually what was last searched: nothing new to look for then.
+        if c.window_text.is_empty() || c.window_text == c.matches_query {
+            c.search_due = None;
+            c.burst_started = None;
+        } else if c.effective_mode(policy.mode) != Mode::Off && !c.paused && !self.paused_all {
             schedule_search(c, policy.debounce, now);
         }
     }

@@ -28,7 +28,7 @@ use crate::domain::StreamEvent;
 use crate::engine::{AgentEvent, Feedback};
 use crate::engine::{Effect, Engine, Msg, SearchTiming, Summary};
 use crate::kb::store::{BuildProgress, StoredArticle};
-use crate::kb::worker::{KbHandle, SearchAnswer, SearchJob, spawn_worker};
+use crate::kb::worker::{Answer, KbHandle, SearchJob, spawn_worker};
 use crate::kb::{KbError, KbOptions, ModelSpec, Retriever};
 use crate::ledger::{Ledger, LedgerError, LedgerHandle};
 use crate::net::auth::{TokenInfo, TokenSource};
@@ -106,8 +106,6 @@ pub struct Runtime {
     tx: mpsc::Sender<Msg>,
     rx: mpsc::Receiver<Msg>,
     kb: KbHandle,
-    /// Need detection's judging thread, when on.
-    need: Option<crate::kb::need::worker::NeedHandle>,
     /// Live reload: watcher, periodic sync and the rebuild thread.
     kb_live: kb_live::KbLive,
     catalog: Arc<Vec<StoredArticle>>,
@@ -130,7 +128,18 @@ pub struct Runtime {
 }
 
 /// The engine's message for a knowledge-base answer.
-fn search_msg(a: SearchAnswer) -> Msg {
+fn kb_msg(a: Answer) -> Msg {
+    let a = match a {
+        Answer::Need(n) => {
+            tracing::debug!(utterance = %n.utterance_id, need = n.need, p = ?n.probability, "need judged");
+            return Msg::NeedJudged {
+                conversation_id: n.conversation_id,
+                utterance_id: n.utterance_id,
+                need: n.need,
+            };
+        }
+        Answer::Search(a) => a,
+    };
     match a.result {
         Ok(hits) => Msg::SearchDone {
             request: a.request,
@@ -208,7 +217,6 @@ impl Runtime {
             model: ModelSpec::installed(paths),
             force_rebuild: false,
         };
-        let model = kb_opts.model.clone();
         let live_opts = kb_opts.clone();
         let kb_paths = paths.clone();
         let mut progress = opts.progress;
@@ -227,8 +235,8 @@ impl Runtime {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let answers = tx.clone();
         let model_hash = retriever.kb.manifest.model_hash.clone();
-        let need = need::start(&mut policy, &model, &model_hash, tx.clone()).await;
-        let kb = spawn_worker(retriever, Box::new(move |a| answers.blocking_send(search_msg(a)).is_ok()));
+        let need = need::classifier(&mut policy, &model_hash);
+        let kb = spawn_worker(retriever, need, Box::new(move |a| answers.blocking_send(kb_msg(a)).is_ok()));
         let kb_live = kb_live::start(config, paths, live_opts, catalog.clone(), kb.installer(), tx.clone());
 
         let http = http_client(config.push_timeout())?;
@@ -334,7 +342,6 @@ impl Runtime {
             tx,
             rx,
             kb,
-            need,
             kb_live,
             catalog,
             streams,

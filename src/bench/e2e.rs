@@ -26,7 +26,7 @@ use crate::audit::read_log;
 use crate::config::Config;
 use crate::domain::Sink;
 use crate::engine::{Mode, Stage};
-use crate::kb::{Embedder, FastEmbedder, KbOptions, ModelSpec};
+use crate::kb::{KbOptions, ModelSpec, Retriever};
 use crate::net::{Dialect, Secret};
 use crate::paths::AppPaths;
 use crate::runtime::{Options as RuntimeOptions, Runtime};
@@ -288,35 +288,34 @@ fn event_to_widget(rt: &Runtime, seen: &[(String, Instant)]) -> Latency {
     Latency::of(&samples)
 }
 
-/// Embeds and searches each query alone, as the live path does, with
-/// nothing else running: paced 100 ms apart (embed, embed+search), then
-/// back to back (embed+search).
+/// Embeds and searches each query alone, as the live path does (the same
+/// retriever: dense and BM25 fused, calibrated, top 3), with nothing else
+/// running: paced 100 ms apart (embed, embed+search), then back to back
+/// (embed+search).
 pub fn floor(paths: &AppPaths, queries: &[String]) -> color_eyre::eyre::Result<(Latency, Latency, Latency)> {
-    let model = ModelSpec::installed(paths);
-    let mut embedder = FastEmbedder::load(&model)?;
     let opts = KbOptions {
         sources: Config::default().kb.sources(),
         kind: crate::kb::IndexKind::Flat,
         hnsw: crate::kb::HnswParams::default(),
-        model,
+        model: ModelSpec::installed(paths),
         force_rebuild: false,
     };
-    let (mut kb, _) = crate::kb::store::open(&opts, paths, &mut embedder, &mut |_| {})?;
-    embedder.embed_one("warm up")?;
+    let (mut retriever, _) = Retriever::open(&opts, paths, &mut |_| {})?;
+    let k = crate::engine::Policy::default().top_k;
+    retriever.query("warm up", k)?;
     let (mut embed, mut total, mut hot) = (Vec::new(), Vec::new(), Vec::new());
     for q in queries {
         // The pacing is what is being measured against, not a wait for anything.
         std::thread::sleep(Duration::from_millis(100));
         let t = Instant::now();
-        let v = embedder.embed_one(q)?;
+        let v = retriever.embed_texts(std::slice::from_ref(q))?;
         embed.push(t.elapsed());
-        kb.search(&v, 1)?;
+        retriever.answer(q, &v, k)?;
         total.push(t.elapsed());
     }
     for q in queries {
         let t = Instant::now();
-        let v = embedder.embed_one(q)?;
-        kb.search(&v, 1)?;
+        retriever.query(q, k)?;
         hot.push(t.elapsed());
     }
     Ok((Latency::of(&embed), Latency::of(&total), Latency::of(&hot)))

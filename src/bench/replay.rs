@@ -19,7 +19,7 @@ use super::e2e::Relevance;
 use crate::domain::{PushOutcome, Speaker, StreamEvent, TranscriptEvent};
 use crate::engine::{Effect, Engine, Mode, Msg, Policy, SearchTiming};
 use crate::kb::need::NeedClassifier;
-use crate::kb::need::worker::{NeedJob, judge};
+use crate::kb::need::verdict::{NeedJob, judge};
 use crate::kb::{FastEmbedder, KbOptions, ModelSpec, Retriever};
 use crate::paths::AppPaths;
 use crate::sim;

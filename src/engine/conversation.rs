@@ -163,10 +163,11 @@ impl Conversation {
         for u in self.utterances.iter().rev() {
             let counted = u.is_final && (u.speaker == Speaker::Customer || policy.include_agent);
             let n = u.text.split_whitespace().count();
-            // With need detection on, an utterance waits for its verdict
-            // and joins only if it carries a need.
-            let judged_needful = !policy.need_detection || u.need == Some(true);
-            if !counted || n < policy.window_min_words || !judged_needful {
+            // With need detection on, an utterance joins before its verdict
+            // (searching at once costs nothing: the verdict comes from the
+            // same model run) and leaves when judged needless.
+            let needless = policy.need_detection && u.need == Some(false);
+            if !counted || n < policy.window_min_words || needless {
                 continue;
             }
             if ids.len() == policy.window || words >= policy.window_max_words {

@@ -166,7 +166,8 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Judge whether a final utterance carries a need (answered with
-    /// [`Msg::NeedJudged`]); it joins the query window only if it does.
+    /// [`Msg::NeedJudged`], before any search whose window holds it is
+    /// answered); it leaves the query window if it does not.
     JudgeNeed {
         conversation_id: String,
         utterance_id: String,

@@ -95,9 +95,9 @@ pub struct Policy {
     pub window_min_words: usize,
     /// Put the agent's speech in the query too.
     pub include_agent: bool,
-    /// Judge each final utterance first (need detection, `kb need`): small
-    /// talk, greetings, thanks, spelled names and numbers read out stay out
-    /// of the query window and start no search. Turned off at start when no
+    /// Judge each final utterance (need detection, `kb need`): small talk,
+    /// greetings, thanks, spelled names and numbers read out leave the
+    /// query window and, judged within the debounce, start no search. Turned off at start when no
     /// need classifier fits the embedding model.
     pub need_detection: bool,
     #[serde(with = "millis")]

@@ -16,7 +16,7 @@
 //! a BLAS choice for one dot product per utterance.
 
 pub mod data;
-pub mod worker;
+pub mod verdict;
 
 use std::path::Path;
 

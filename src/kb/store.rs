@@ -527,11 +527,30 @@ impl Retriever {
                     return Err(KbError::EmptyQuery);
                 }
                 let v = next.next().ok_or_else(|| KbError::Embed("batch returned too few vectors".into()))?;
-                let mut hits = self.kb.search_text(q.trim(), v, *k)?.hits;
-                self.calibrate(&mut hits);
-                Ok(hits)
+                self.answer(q, v, *k)
             })
             .collect())
+    }
+
+    /// Embeds texts in one batch: `dimension` floats per text, in order.
+    pub fn embed_texts(&mut self, texts: &[String]) -> Result<Vec<f32>, KbError> {
+        self.embedder.embed_many(texts, &mut |_| {})
+    }
+
+    /// The embedding model's output size.
+    pub fn dimension(&self) -> usize {
+        self.embedder.dimension()
+    }
+
+    /// Searches a query already embedded as `vector`.
+    pub fn answer(&mut self, query: &str, vector: &[f32], k: usize) -> Result<Vec<Hit>, KbError> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(KbError::EmptyQuery);
+        }
+        let mut hits = self.kb.search_text(query, vector, k)?.hits;
+        self.calibrate(&mut hits);
+        Ok(hits)
     }
 
     /// Embeds one query and searches it.

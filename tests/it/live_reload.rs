@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use agent_assist::kb::reload::{ReloadEvent, ReloadSink, Reloader};
 use agent_assist::kb::watch::watch;
-use agent_assist::kb::worker::{KbHandle, SearchJob, spawn_worker};
+use agent_assist::kb::worker::{Answer, KbHandle, SearchJob, spawn_worker};
 use agent_assist::kb::{IndexKind, Retriever};
 use agent_assist::sim::knowledge::{Edit, HELP_CENTRE_KB_ID, document_id};
 use agent_assist::sim::{Script, SimHandle};
@@ -220,7 +220,14 @@ fn a_bad_file_keeps_the_old_index_and_the_fix_is_swapped_in_between_searches() {
     let (retriever, _) = Retriever::open(&opts, &paths, &mut |_| {}).unwrap();
     let catalog = Arc::new(retriever.kb.articles.clone());
     let (answers_tx, answers) = mpsc::channel();
-    let worker = spawn_worker(retriever, Box::new(move |a| answers_tx.send(a).is_ok()));
+    let worker = spawn_worker(
+        retriever,
+        None,
+        Box::new(move |a| match a {
+            Answer::Search(s) => answers_tx.send(s).is_ok(),
+            Answer::Need(n) => panic!("a verdict nobody asked for: {n:?}"),
+        }),
+    );
     let (events_tx, events) = mpsc::channel::<ReloadEvent>();
     let sink: ReloadSink = Arc::new(move |ev| {
         let _ = events_tx.send(ev);

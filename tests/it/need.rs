@@ -3,7 +3,7 @@
 //! search, and what they ask for does.
 
 use agent_assist::kb::need::NeedClassifier;
-use agent_assist::kb::need::worker::{NeedJob, judge};
+use agent_assist::kb::need::verdict::{NeedJob, judge};
 use agent_assist::kb::{Embedder, FastEmbedder};
 
 use crate::support::{bundled_scripts, installed_model};
@@ -68,4 +68,58 @@ fn every_sample_call_keeps_customer_lines_with_a_need() {
         }
         assert!(verdicts.iter().filter(|v| v.1).count() >= 2, "{}: too few lines kept", s.id);
     }
+}
+
+/// The search worker judges and searches from one model run: a verdict
+/// asked for before a search comes back before that search's answer, for a
+/// needless line and a needful one, with the same verdict `judge` gives.
+#[test]
+fn the_search_worker_answers_verdicts_before_the_searches_queued_behind_them() {
+    use agent_assist::kb::worker::{Answer, SearchJob, spawn_worker};
+    use agent_assist::kb::{IndexKind, Retriever};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use crate::support::{kb_options, repo, temp_paths};
+
+    let (_tmp, paths) = temp_paths();
+    let opts = kb_options(vec![repo("kb")], IndexKind::Flat);
+    let (retriever, _) = Retriever::open(&opts, &paths, &mut |_| {}).unwrap();
+    let classifier = NeedClassifier::bundled_for(&retriever.kb.manifest.model_hash).unwrap();
+    let (tx, answers) = mpsc::channel();
+    let worker = spawn_worker(retriever, Some(classifier), Box::new(move |a| tx.send(a).is_ok()));
+    let lines = [
+        ("u1", "3 3 7 1 0 5."),
+        ("u2", "My Wave Speaker was delivered this morning and the box was smashed in."),
+    ];
+    for (i, (uid, text)) in lines.iter().enumerate() {
+        let job =
+            NeedJob { conversation_id: "c".into(), utterance_id: uid.to_string(), text: text.to_string() };
+        assert!(worker.judge(job));
+        let search =
+            SearchJob { request: i as u64, conversation_id: format!("c{i}"), query: text.to_string(), k: 3 };
+        assert!(worker.submit(search));
+    }
+    let mut verdicts = Vec::new();
+    for _ in 0..4 {
+        match answers.recv_timeout(Duration::from_secs(60)).expect("an answer") {
+            Answer::Need(n) => verdicts.push((n.utterance_id, n.need)),
+            Answer::Search(s) => {
+                let uid = lines[s.request as usize].0;
+                assert!(
+                    verdicts.iter().any(|(u, _)| u == uid),
+                    "search {} answered before its verdict",
+                    s.request
+                );
+                assert!(!s.result.unwrap().is_empty());
+            }
+        }
+    }
+    assert_eq!(verdicts, vec![("u1".to_string(), false), ("u2".to_string(), true)]);
+    let expected: Vec<(String, bool)> = judged(&[lines[0].1, lines[1].1])
+        .into_iter()
+        .zip(["u1", "u2"])
+        .map(|((_, n, _), u)| (u.to_string(), n))
+        .collect();
+    assert_eq!(verdicts, expected, "the worker and `judge` disagree");
 }
