@@ -20,6 +20,8 @@ pub mod policy;
 mod push;
 pub mod suggestion;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_delivery;

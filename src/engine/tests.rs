@@ -1,70 +1,16 @@
 //! Engine transition tests: plain functions of messages and time, no tokio.
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::test_support::{at, customer, done, hit, pushes, said, searches};
 use super::*;
 use crate::domain::{PushAttempt, PushOutcome, PushRequest, Sink, Speaker, StreamEvent, TranscriptEvent};
-
-fn base() -> Instant {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    *BASE.get_or_init(Instant::now)
-}
-
-fn at(ms: u64) -> Instant {
-    base() + Duration::from_millis(ms)
-}
 
 fn engine(tweak: impl FnOnce(&mut Policy)) -> Engine {
     // Test utterances are short; let every word count.
     let mut p = Policy { window_min_words: 1, need_detection: false, ..Policy::default() };
     tweak(&mut p);
     Engine::new(p, "run")
-}
-
-fn said(conv: &str, uid: &str, speaker: Speaker, text: &str) -> Msg {
-    Msg::Stream(StreamEvent::Transcript(TranscriptEvent {
-        conversation_id: conv.into(),
-        utterance_id: uid.into(),
-        speaker,
-        text: text.into(),
-        is_final: true,
-        offset_ms: None,
-    }))
-}
-
-fn customer(conv: &str, uid: &str, text: &str) -> Msg {
-    said(conv, uid, Speaker::Customer, text)
-}
-
-fn hit(id: &str, score: f32) -> Hit {
-    Hit {
-        article_id: id.into(),
-        title: format!("Title {id}"),
-        url: None,
-        score,
-        chunk: 0,
-        text: format!("text of {id}"),
-        ..Hit::default()
-    }
-}
-
-fn searches(fx: &[Effect]) -> Vec<(RequestId, String)> {
-    fx.iter()
-        .filter_map(|e| match e {
-            Effect::Search { request, query, .. } => Some((*request, query.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn pushes(fx: &[Effect]) -> Vec<PushRequest> {
-    fx.iter().filter_map(|e| if let Effect::Push(p) = e { Some(p.clone()) } else { None }).collect()
-}
-
-fn done(request: RequestId, conv: &str, hits: Vec<Hit>, ms: u64) -> Msg {
-    let timing = SearchTiming { started: at(ms), finished: at(ms + 5) };
-    Msg::SearchDone { request, conversation_id: conv.into(), hits, timing }
 }
 
 fn ok(p: &PushRequest, latency_ms: u64) -> Msg {

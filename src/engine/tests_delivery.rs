@@ -2,19 +2,11 @@
 //! the ledger's failure and recovery, restoring from records, agent
 //! feedback and Copilot requests.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::test_support::{at, customer, hit, pushes, searches};
 use super::*;
-use crate::domain::{Participant, PushOutcome, PushRequest, Sink, Speaker, StreamEvent, TranscriptEvent};
-
-fn t0() -> Instant {
-    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *BASE.get_or_init(Instant::now)
-}
-
-fn at(ms: u64) -> Instant {
-    t0() + Duration::from_millis(ms)
-}
+use crate::domain::{Participant, PushOutcome, PushRequest, Sink, StreamEvent};
 
 fn engine(mode: Mode, sinks: &[Sink]) -> Engine {
     let p = Policy {
@@ -31,42 +23,11 @@ fn engine(mode: Mode, sinks: &[Sink]) -> Engine {
     e
 }
 
-fn customer(conv: &str, uid: &str, text: &str) -> Msg {
-    Msg::Stream(StreamEvent::Transcript(TranscriptEvent {
-        conversation_id: conv.into(),
-        utterance_id: uid.into(),
-        speaker: Speaker::Customer,
-        text: text.into(),
-        is_final: true,
-        offset_ms: None,
-    }))
-}
-
-fn hit(id: &str, score: f32) -> Hit {
-    Hit {
-        article_id: id.into(),
-        title: id.to_uppercase(),
-        url: None,
-        score,
-        chunk: 0,
-        text: format!("about {id}"),
-        ..Hit::default()
-    }
-}
-
 /// Speaks and answers the search; returns the effects of the answer.
 fn matched(e: &mut Engine, conv: &str, uid: &str, hits: Vec<Hit>, ms: u64) -> Vec<Effect> {
     let fx = e.handle(customer(conv, uid, "my router keeps dropping"), at(ms));
-    let request = fx
-        .iter()
-        .find_map(|f| if let Effect::Search { request, .. } = f { Some(*request) } else { None })
-        .expect("a search");
-    let timing = SearchTiming { started: at(ms), finished: at(ms + 5) };
-    e.handle(Msg::SearchDone { request, conversation_id: conv.into(), hits, timing }, at(ms + 6))
-}
-
-fn pushes(fx: &[Effect]) -> Vec<PushRequest> {
-    fx.iter().filter_map(|f| if let Effect::Push(p) = f { Some(p.clone()) } else { None }).collect()
+    let (request, _) = searches(&fx).into_iter().next().expect("a search");
+    e.handle(super::test_support::done(request, conv, hits, ms), at(ms + 6))
 }
 
 fn delivers(fx: &[Effect]) -> Vec<PushRequest> {

@@ -1,56 +1,20 @@
 //! The engine's side of a live knowledge-base reload: versions on search
 //! records, `changed` marks, deleted articles refused, the reports.
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
+use super::super::test_support::{at, customer, done, hit, searches};
 use super::super::*;
-use crate::domain::{Speaker, StreamEvent, TranscriptEvent};
-
-fn at(ms: u64) -> Instant {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    *BASE.get_or_init(Instant::now) + Duration::from_millis(ms)
-}
 
 /// Need detection (judged off the engine) is not what these tests are about.
 fn engine() -> Engine {
     Engine::new(Policy { window_min_words: 1, need_detection: false, ..Policy::default() }, "run")
 }
 
-fn customer(conv: &str, uid: &str, text: &str) -> Msg {
-    Msg::Stream(StreamEvent::Transcript(TranscriptEvent {
-        conversation_id: conv.into(),
-        utterance_id: uid.into(),
-        speaker: Speaker::Customer,
-        text: text.into(),
-        is_final: true,
-        offset_ms: None,
-    }))
-}
-
-fn hit(id: &str, score: f32) -> Hit {
-    Hit {
-        article_id: id.into(),
-        title: format!("Title {id}"),
-        score,
-        text: format!("text of {id}"),
-        ..Hit::default()
-    }
-}
-
-fn search_ids(fx: &[Effect]) -> Vec<RequestId> {
-    fx.iter()
-        .filter_map(|e| if let Effect::Search { request, .. } = e { Some(*request) } else { None })
-        .collect()
-}
-
 /// Speaks, lets the debounce run out, and answers the search with `hits`.
 fn search_with(e: &mut Engine, conv: &str, uid: &str, hits: Vec<Hit>, ms: u64) -> Vec<Effect> {
     e.handle(customer(conv, uid, &format!("my card was charged twice {uid}")), at(ms));
     let fx = e.handle(Msg::Tick, at(ms + 1_000));
-    let request = search_ids(&fx)[0];
-    let timing = SearchTiming { started: at(ms + 1_001), finished: at(ms + 1_005) };
-    e.handle(Msg::SearchDone { request, conversation_id: conv.into(), hits, timing }, at(ms + 1_010))
+    let (request, _) = searches(&fx)[0].clone();
+    e.handle(done(request, conv, hits, ms + 1_001), at(ms + 1_010))
 }
 
 fn reload(version: u64, added: &[&str], removed: &[&str], changed: &[&str]) -> Msg {
@@ -123,7 +87,7 @@ fn a_reload_marks_changed_withdraws_deleted_and_versions_the_next_searches() {
 
     // The live call is searched again, and that search is recorded as the new index's.
     let fx = e.handle(Msg::Tick, at(6_000));
-    let request = *search_ids(&fx).first().expect("a reload searches live calls again");
+    let request = searches(&fx).first().map(|(r, _)| *r).expect("a reload searches live calls again");
     assert_eq!(e.conversation("c1").unwrap().window_event_at, None, "not a transcript event's search");
     let timing = SearchTiming { started: at(6_001), finished: at(6_005) };
     let hits = vec![hit("new-fees", 0.9), hit("refunds", 0.8)];
@@ -133,7 +97,7 @@ fn a_reload_marks_changed_withdraws_deleted_and_versions_the_next_searches() {
 
     // An edit to an article the call does not show searches nothing again.
     e.handle(reload(3, &[], &[], &["elsewhere"]), at(7_000));
-    assert!(search_ids(&e.handle(Msg::Tick, at(9_000))).is_empty());
+    assert!(searches(&e.handle(Msg::Tick, at(9_000))).is_empty());
     assert_eq!(e.kb_version(), 3);
 }
 
