@@ -185,6 +185,7 @@ impl Engine {
             Msg::NeedJudged { conversation_id, utterance_id, need } => {
                 self.on_need_judged(&conversation_id, &utterance_id, need, now);
             }
+            Msg::HandedOver { queue } => self.on_handed_over(&queue, now),
             Msg::KbReloaded(r) => self.on_kb_reloaded(r, now, &mut fx),
             Msg::KbReloadFailed { reason } => self.on_kb_reload_failed(reason, now, &mut fx),
         }
@@ -298,6 +299,26 @@ impl Engine {
             c.burst_started = None;
         } else if c.effective_mode(policy.mode) != Mode::Off && !c.paused && !self.paused_all {
             schedule_search(c, policy.debounce, now);
+        }
+    }
+
+    /// Forgets a queue's calls without ending them (they go on with the
+    /// worker that took the queue); what of theirs still waits for the
+    /// ledger is then never delivered from here ([`Engine::on_durable`]).
+    fn on_handed_over(&mut self, queue: &str, now: Instant) {
+        let gone: Vec<String> = self
+            .conversations
+            .iter()
+            .filter(|(_, c)| c.queue_id.as_deref() == Some(queue))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            self.conversations.remove(id);
+            self.touched.remove(id);
+        }
+        self.sending.retain(|_, cid| !gone.contains(cid));
+        if !gone.is_empty() {
+            self.notice(now, format!("queue {queue} moved to another worker with {} calls", gone.len()));
         }
     }
 

@@ -46,6 +46,11 @@ pub enum LedgerError {
     Damaged { path: PathBuf, message: String },
     #[error("ledger {path}: {message}")]
     Io { path: PathBuf, message: String },
+    #[error(
+        "the lease on queue {queue} was last confirmed {seconds} s ago; another worker may own it \
+         now, so nothing is recorded or sent for it until the lease is confirmed"
+    )]
+    Fenced { queue: String, seconds: u64 },
 }
 
 /// The open ledger file.

@@ -135,7 +135,12 @@ async fn floor_runtime(
         crate::floor::bus::Bus::spawn(floor.js.clone(), nc.prefix.clone(), "bench".into(), 50_000);
     let spool = crate::ledger::Ledger::open(&paths.data_dir.join("floor-spool.redb"))?;
     let hooks = crate::runtime::FloorHooks {
-        ledger: Box::new(crate::floor::kv_ledger::KvLedger::new(buckets.ledger, floor.client.clone(), spool)),
+        ledger: Box::new(crate::floor::kv_ledger::KvLedger::new(
+            buckets.ledger,
+            floor.client.clone(),
+            spool,
+            None,
+        )),
         tap: bus.tap(),
     };
     let mut rt =

@@ -43,6 +43,9 @@ pub enum Msg {
     Agent(AgentEvent),
     /// Need detection judged a final utterance ([`Effect::JudgeNeed`]).
     NeedJudged { conversation_id: String, utterance_id: String, need: bool },
+    /// A queue's lease went to another worker (floor mode): its calls are
+    /// that worker's now.
+    HandedOver { queue: String },
     /// A rebuilt knowledge base answers searches from now on.
     KbReloaded(KbReload),
     /// A rebuild (or the sync feeding it) failed; the old index stays.

@@ -138,6 +138,11 @@ impl Engine {
     /// The ledger has the decisions: deliver.
     pub(super) fn on_durable(&mut self, reqs: Vec<PushRequest>, now: Instant, fx: &mut Vec<Effect>) {
         for req in reqs {
+            if !self.conversations.contains_key(&req.conversation_id) {
+                // Handed over while it waited: the call's new owner decides.
+                self.undurable.remove(&req.suggestion_id);
+                continue;
+            }
             if let Some(decision) = self.undurable.remove(&req.suggestion_id) {
                 fx.push(Effect::Record(decision));
             }

@@ -248,3 +248,27 @@ fn copilot_requests_are_answered_with_the_best_current_match() {
     assert_eq!(p.copilot_suggestion.as_deref(), Some("g1"));
     assert_eq!(p.items[0].article_id, "a");
 }
+
+#[test]
+fn a_queue_handed_over_is_forgotten_and_its_held_pushes_are_never_delivered() {
+    let mut e = engine(Mode::Auto, &[Sink::Webhook]);
+    for (conv, queue) in [("c1", "q1"), ("c2", "q2")] {
+        let started =
+            StreamEvent::ConversationStarted { conversation_id: conv.into(), queue_id: Some(queue.into()) };
+        e.handle(Msg::Stream(started), at(0));
+    }
+    let held = pushes(&matched(&mut e, "c1", "u1", vec![hit("a", 0.9)], 10));
+    let other = pushes(&matched(&mut e, "c2", "u1", vec![hit("b", 0.9)], 20));
+    assert_eq!((held.len(), other.len()), (1, 1));
+    e.handle(Msg::HandedOver { queue: "q1".into() }, at(30));
+    assert!(e.conversation("c1").is_none(), "the handed-over call is still here");
+    // The ledger then commits what it held: only the kept queue's push goes.
+    let fx = e.handle(Msg::Durable(held.into_iter().chain(other).collect()), at(40));
+    let sent: Vec<String> = delivers(&fx).into_iter().map(|p| p.conversation_id).collect();
+    assert_eq!(sent, vec!["c2"]);
+    // Nothing of the handed-over call is saved again from here.
+    assert!(
+        !fx.iter().any(|f| matches!(f, Effect::Persist(r) if r.id == "c1")),
+        "a record of the handed-over call: {fx:?}"
+    );
+}

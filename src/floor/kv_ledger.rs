@@ -10,12 +10,18 @@
 //! before anything newer, as soon as the server answers again. What sits in
 //! the spool of a worker that dies during an outage is not seen by the
 //! worker that takes over (that call may then see a suggestion again).
+//!
+//! Fenced: records are written only for queues whose lease was confirmed
+//! lately ([`Fence`]). A lease unconfirmed too long fails the write (so the
+//! ledger holds every push until it is confirmed again); the records of a
+//! queue this worker no longer holds are left to its new owner.
 
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
 use futures_util::StreamExt;
 
+use super::lease::{Fence, Standing};
 use super::subject::{NONE, token};
 use crate::engine::ConversationRecord;
 use crate::ledger::{Ledger, LedgerError, LedgerStore};
@@ -37,13 +43,54 @@ pub struct KvLedger {
     spool: Ledger,
     spooled: bool,
     offline_until: Option<Instant>,
+    /// The worker's leases and how long one may go unconfirmed before
+    /// writes for its queue fail; `None` writes everything (a runtime that
+    /// follows a queue without a lease, as `bench load` does).
+    fence: Option<(Fence, Duration)>,
 }
 
 impl KvLedger {
     /// `spool` is this worker's local fallback file; records left in it by
     /// an earlier run are written to the bucket first.
-    pub fn new(kv: kv::Store, client: async_nats::Client, spool: Ledger) -> Self {
-        Self { kv, client, rt: tokio::runtime::Handle::current(), spool, spooled: true, offline_until: None }
+    pub fn new(
+        kv: kv::Store,
+        client: async_nats::Client,
+        spool: Ledger,
+        fence: Option<(Fence, Duration)>,
+    ) -> Self {
+        let rt = tokio::runtime::Handle::current();
+        Self { kv, client, rt, spool, spooled: true, offline_until: None, fence }
+    }
+
+    /// The records this worker may write: none if a queue's lease is
+    /// unconfirmed too long, and never those of a queue it does not hold.
+    fn fenced<'a>(
+        &self,
+        records: &[&'a ConversationRecord],
+    ) -> Result<Vec<&'a ConversationRecord>, LedgerError> {
+        let Some((fence, after)) = &self.fence else { return Ok(records.to_vec()) };
+        let mut mine = Vec::with_capacity(records.len());
+        for &rec in records {
+            // A call with no queue is under no lease.
+            let Some(queue) = rec.queue_id.as_deref() else {
+                mine.push(rec);
+                continue;
+            };
+            match fence.standing(queue, *after) {
+                Standing::Confirmed => mine.push(rec),
+                Standing::Unconfirmed(age) => {
+                    return Err(LedgerError::Fenced { queue: queue.to_string(), seconds: age.as_secs() });
+                }
+                Standing::NotHeld => {
+                    tracing::info!(
+                        queue,
+                        conversation = rec.id,
+                        "floor ledger: not this worker's queue; record left to its owner"
+                    );
+                }
+            }
+        }
+        Ok(mine)
     }
 
     fn err(&self, message: impl ToString) -> LedgerError {
@@ -73,9 +120,12 @@ impl KvLedger {
 
     fn flush_spool(&mut self) -> Result<(), LedgerError> {
         let held = self.spool.load(0)?;
-        if !held.is_empty() {
-            self.put_all(&held.iter().collect::<Vec<_>>())?;
-            tracing::info!(records = held.len(), "floor ledger: spooled records written to the bucket");
+        // A queue lost while offline is its new owner's: its spooled
+        // records must not overwrite what that owner has written since.
+        let mine = self.fenced(&held.iter().collect::<Vec<_>>())?;
+        if !mine.is_empty() {
+            self.put_all(&mine)?;
+            tracing::info!(records = mine.len(), "floor ledger: spooled records written to the bucket");
         }
         self.spool.clear()?;
         self.spooled = false;
@@ -90,6 +140,10 @@ impl KvLedger {
 
 impl LedgerStore for KvLedger {
     fn write_records(&mut self, records: &[&ConversationRecord]) -> Result<(), LedgerError> {
+        let records = &self.fenced(records)?;
+        if records.is_empty() {
+            return Ok(());
+        }
         if self.online() {
             let direct =
                 if self.spooled { self.flush_spool() } else { Ok(()) }.and_then(|()| self.put_all(records));

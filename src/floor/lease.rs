@@ -15,8 +15,17 @@
 //! rebalancing): a newcomer takes what is free or orphaned.
 //! While the server is unreachable a holder keeps its queues: nobody else
 //! can take them, and the calls must go on being assisted.
+//!
+//! Fencing: "the server is down" and "this worker is cut off from a server
+//! the others still reach" look the same from here, and in the second case
+//! another worker takes the queue once the lease expires. So the keeper
+//! records when each lease was last confirmed ([`Fence`]); past two thirds
+//! of the TTL without a confirmation the ledger refuses to record for that
+//! queue, which holds every push and pauses auto-sending (the ledger's
+//! failure path) until the lease is confirmed again or found taken.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
@@ -33,6 +42,54 @@ use super::subject::token;
 pub enum LeaseEvent {
     Acquired(String),
     Lost(String),
+}
+
+/// When each held lease was last confirmed by the server; shared by the
+/// keeper (which writes it) and the ledger (which checks it before
+/// recording anything for a queue).
+#[derive(Debug, Clone, Default)]
+pub struct Fence(Arc<Mutex<HashMap<String, std::time::Instant>>>);
+
+/// Where this worker stands on a queue, for recording its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Confirmed recently enough: record and deliver.
+    Confirmed,
+    /// Held, but not confirmed for this long: another worker may own it.
+    Unconfirmed(Duration),
+    /// Not held (lost or given back): its calls are another worker's.
+    NotHeld,
+}
+
+impl Fence {
+    fn confirm(&self, queue: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(queue.to_string(), std::time::Instant::now());
+        }
+    }
+
+    fn forget(&self, queue: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(queue);
+        }
+    }
+
+    /// This worker's standing on `queue`, fenced past `max_age`.
+    pub fn standing(&self, queue: &str, max_age: Duration) -> Standing {
+        let Ok(m) = self.0.lock() else { return Standing::NotHeld };
+        match m.get(queue) {
+            None => Standing::NotHeld,
+            Some(at) if at.elapsed() <= max_age => Standing::Confirmed,
+            Some(at) => Standing::Unconfirmed(at.elapsed()),
+        }
+    }
+}
+
+/// How long a lease may go unconfirmed before this worker stops recording
+/// (and so delivering) for its queue: two thirds of the TTL, so one missed
+/// renewal is tolerated and the server-side expiry is still a third away.
+pub fn fence_after(ttl: Duration) -> Duration {
+    ttl * 2 / 3
 }
 
 fn lease_key(queue: &str) -> String {
@@ -54,6 +111,7 @@ struct Keeper {
     /// When each queue was first seen free.
     free_since: HashMap<String, Instant>,
     presence: Option<u64>,
+    fence: Fence,
 }
 
 /// Registers this worker's presence now, so others count it while it
@@ -71,6 +129,7 @@ pub fn spawn(
     owner: String,
     ttl: Duration,
     queues: Vec<String>,
+    fence: Fence,
     out: mpsc::Sender<LeaseEvent>,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -83,6 +142,7 @@ pub fn spawn(
             held: BTreeMap::new(),
             free_since: HashMap::new(),
             presence: None,
+            fence,
         };
         // Each worker its own order of queues to try.
         let turn = k.owner.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
@@ -116,6 +176,7 @@ impl Keeper {
         for (queue, rev) in held {
             match self.kv.update(lease_key(&queue), self.value(), rev).await {
                 Ok(r) => {
+                    self.fence.confirm(&queue);
                     self.held.insert(queue, r);
                 }
                 Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
@@ -123,10 +184,12 @@ impl Keeper {
                     match self.kv.create(lease_key(&queue), self.value()).await {
                         Ok(r) => {
                             tracing::warn!(queue, "floor: lease had expired; taken again");
+                            self.fence.confirm(&queue);
                             self.held.insert(queue, r);
                         }
                         Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                             tracing::warn!(queue, "floor: lease taken by another worker");
+                            self.fence.forget(&queue);
                             self.held.remove(&queue);
                             let _ = out.send(LeaseEvent::Lost(queue)).await;
                         }
@@ -160,6 +223,7 @@ impl Keeper {
             match self.kv.create(lease_key(&queue), self.value()).await {
                 Ok(r) => {
                     tracing::info!(queue, "floor: lease acquired");
+                    self.fence.confirm(&queue);
                     self.held.insert(queue.clone(), r);
                     self.free_since.remove(&queue);
                     let _ = out.send(LeaseEvent::Acquired(queue)).await;
@@ -197,6 +261,7 @@ impl Keeper {
     /// for the TTL.
     async fn release_all(&mut self) {
         for (queue, rev) in std::mem::take(&mut self.held) {
+            self.fence.forget(&queue);
             if let Err(e) = self.kv.delete_expect_revision(lease_key(&queue), Some(rev)).await {
                 tracing::warn!(queue, error = %e, "floor: lease not released (it will expire)");
             }

@@ -57,10 +57,15 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
     let (bus, bus_task) =
         Bus::spawn(floor.js.clone(), floor.prefix.clone(), owner.clone(), config.nats.publish_buffer);
     let spool = Ledger::open(&paths.ledger_file().with_file_name("floor-spool.redb"))?;
-    let hooks = FloorHooks {
-        ledger: Box::new(KvLedger::new(buckets.ledger.clone(), floor.client.clone(), spool)),
-        tap: bus.tap(),
-    };
+    let fence = lease::Fence::default();
+    let ttl = config.nats.lease_ttl();
+    let ledger = KvLedger::new(
+        buckets.ledger.clone(),
+        floor.client.clone(),
+        spool,
+        Some((fence.clone(), lease::fence_after(ttl))),
+    );
+    let hooks = FloorHooks { ledger: Box::new(ledger), tap: bus.tap() };
     let opts =
         Options { headless_out: Some(Box::new(std::io::stdout())), floor: Some(hooks), ..Options::default() };
     let mut rt = Runtime::start(config, paths, opts).await?;
@@ -72,8 +77,9 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
     let keeper = lease::spawn(
         buckets.leases.clone(),
         owner.clone(),
-        config.nats.lease_ttl(),
+        ttl,
         plan.queues.clone(),
+        fence,
         lease_tx,
         cancel.clone(),
     );

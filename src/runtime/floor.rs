@@ -16,12 +16,14 @@ impl Runtime {
         }
     }
 
-    /// Stops following a queue (its lease was lost). Its calls get no more
-    /// transcript and end by idling out.
+    /// Stops following a queue (its lease was lost) and hands its calls
+    /// over: the engine forgets them, so nothing of theirs is sent from
+    /// here again.
     pub fn unfollow_queue(&mut self, queue: &str) {
         if let Some(s) = self.streams.remove(queue) {
             tokio::spawn(s.stop());
         }
+        self.handle(Msg::HandedOver { queue: queue.to_string() });
     }
 
     /// Queues followed now.

@@ -237,9 +237,11 @@ async fn three_workers_split_the_queues_and_two_consoles_see_every_call_and_appr
     let nats = NatsServer::start();
     let sim = floor_sim(6.0).await;
     let url = nats.url();
-    let mut w0 = Member::worker(tmp.path(), "w0", &url, "manual", "2s", &sim);
-    let mut w1 = Member::worker(tmp.path(), "w1", &url, "manual", "2s", &sim);
-    let mut w2 = Member::worker(tmp.path(), "w2", &url, "manual", "2s", &sim);
+    // Workers count each other for one TTL before taking queues: 5 s, so
+    // processes started slowly on a loaded machine still see each other.
+    let mut w0 = Member::worker(tmp.path(), "w0", &url, "manual", "5s", &sim);
+    let mut w1 = Member::worker(tmp.path(), "w1", &url, "manual", "5s", &sim);
+    let mut w2 = Member::worker(tmp.path(), "w2", &url, "manual", "5s", &sim);
     let mut c1 = Member::console(tmp.path(), "c1", &url, &sim);
     let mut c2 = Member::console(tmp.path(), "c2", &url, &sim);
     let mut all: Vec<&mut Member> = vec![&mut w0, &mut w1, &mut w2, &mut c1, &mut c2];
@@ -414,6 +416,58 @@ async fn a_nats_outage_does_not_stop_assisting_and_the_floor_catches_up() {
     for w in &all[..2] {
         let last = w.events("metrics").last().cloned().unwrap_or_default();
         assert_eq!(last["bus_dropped"], 0, "{last}");
+    }
+    assert_eq!(sim.stats().duplicate_suggestions, 0);
+    drop(all);
+    sim.stop().await;
+}
+
+/// A worker cut off from a server the others still reach: its leases
+/// expire and another worker takes its queues. It must stop sending before
+/// that (it cannot tell this from a server outage, so it goes on for two
+/// thirds of the TTL), hand the calls over when it is back, and not write
+/// over the new owner's records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_cut_off_from_the_floor_stops_sending_before_its_queues_move() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start();
+    let partition = crate::nats_support::Partition::start(nats.port);
+    let sim = floor_sim(6.0).await;
+    let mut w0 = Member::worker(tmp.path(), "w0", &partition.url(), "auto", "3s", &sim);
+    let mut w1 = Member::worker(tmp.path(), "w1", &nats.url(), "auto", "3s", &sim);
+    let mut all: Vec<&mut Member> = vec![&mut w0, &mut w1];
+    until(&mut all, Duration::from_secs(90), "queues split and a push from the worker to cut off", |m| {
+        m[0].held().len() + m[1].held().len() == QUEUES.len()
+            && !m[0].held().is_empty()
+            && m[0].events("push").any(|v| v["ok"] == true)
+    });
+    let cut_off = all[0].held();
+
+    partition.cut();
+    until(&mut all, Duration::from_secs(30), "the cut-off worker fencing itself", |m| {
+        m[0].events("ledger")
+            .any(|v| v["ok"] == false && v["message"].as_str().is_some_and(|s| s.contains("lease")))
+    });
+    let sent_when_fenced = all[0].events("push").filter(|v| v["ok"] == true).count();
+    until(&mut all, Duration::from_secs(30), "the other worker taking every queue", |m| {
+        m[1].held().len() == QUEUES.len()
+    });
+    let pushes = sim.pushes().len();
+    until(&mut all, Duration::from_secs(60), "pushes from the new owner", |_| {
+        sim.pushes().len() >= pushes + 3
+    });
+    assert_eq!(
+        all[0].events("push").filter(|v| v["ok"] == true).count(),
+        sent_when_fenced,
+        "the cut-off worker went on sending after it fenced itself"
+    );
+
+    partition.mend();
+    until(&mut all, Duration::from_secs(60), "the cut-off worker handing its queues over", |m| {
+        m[0].held().is_empty() && m[0].events("ledger").last().is_some_and(|v| v["ok"] == true)
+    });
+    for q in &cut_off {
+        assert!(all[0].events("lease").any(|v| v["queue"] == q.as_str() && v["state"] == "lost"), "{q}");
     }
     assert_eq!(sim.stats().duplicate_suggestions, 0);
     drop(all);
