@@ -91,7 +91,7 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
     ];
     let mut header = vec!["call", "queue", "dur", "mode", "last", "#", "push"];
     if v.floor.is_some() {
-        widths.insert(2, Constraint::Length(10));
+        widths.insert(2, Constraint::Length(12));
         header.insert(2, "worker");
     }
     let last = if v.floor.is_some() { 5 } else { 4 };
