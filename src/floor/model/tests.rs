@@ -310,3 +310,49 @@ fn the_link_state_is_shown_and_said() {
     m.set_link(true, t + Duration::from_secs(5));
     assert!(m.engine().notices().back().is_some_and(|n| n.text.starts_with("floor link up")));
 }
+
+/// The dashboard drawn from a model: the same screens, plus the owner
+/// column and the floor link.
+fn screen(m: &FloorModel, now: Instant) -> String {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    let keymap = crate::config::keymap::Keymap::default_map();
+    let status = crate::ui::state::StatusInfo {
+        dialect: crate::net::Dialect::Notifications,
+        token_expires_at: None,
+        wall_now: SystemTime::now(),
+        queue_depth: 0,
+        sim_url: None,
+        widget_url: None,
+    };
+    let ui = crate::ui::state::UiState::default();
+    let view = crate::ui::View {
+        engine: m.engine(),
+        ui: &ui,
+        keymap: &keymap,
+        status: &status,
+        catalog: m.catalog(),
+        now,
+        floor: Some(&m.info),
+    };
+    let mut terminal = Terminal::new(TestBackend::new(160, 40)).expect("test terminal");
+    terminal.draw(|f| crate::ui::render(f, &view)).expect("drawn");
+    terminal.backend().to_string()
+}
+
+#[test]
+fn the_dashboard_shows_each_calls_worker_and_the_floor_link() {
+    let mut f = Feed::new();
+    f.m.set_link(true, f.now);
+    f.call_with_suggestion("q1", W1, "c1", "s1");
+    let up = screen(&f.m, f.now);
+    assert!(up.contains("worker"), "{up}");
+    assert!(up.contains("101-aaaa"), "the owner column: {up}");
+    assert!(up.contains(&format!("worker {W1}")), "the transcript title: {up}");
+    assert!(up.contains("⇄ FLOOR 1 worker"), "{up}");
+    assert!(up.contains("queued") && up.contains("Resetting your password"), "{up}");
+    assert!(!up.contains("CONNECTING"), "no stream state heard yet, none shown: {up}");
+    f.m.set_link(false, f.now);
+    let down = screen(&f.m, f.now + Duration::from_secs(3));
+    assert!(down.contains("FLOOR LINK DOWN 3s"), "{down}");
+}
