@@ -141,6 +141,8 @@ struct FloorView {
     queue_of: HashMap<String, String>,
     conversation_of: HashMap<String, String>,
     queues: BTreeSet<String>,
+    /// Queue → the worker last heard publishing on it.
+    owner_of: HashMap<String, String>,
 }
 
 impl FloorView {
@@ -148,6 +150,9 @@ impl FloorView {
         if let (Some(q), Some(c)) = (&ev.queue, &ev.conversation) {
             self.queue_of.insert(c.clone(), q.clone());
             self.queues.insert(q.clone());
+        }
+        if let (Some(q), Some(w)) = (&ev.queue, &ev.owner) {
+            self.owner_of.insert(q.clone(), w.clone());
         }
         if let (Some(s), Some(c)) = (ev.body.get("suggestion_id").and_then(Value::as_str), &ev.conversation) {
             self.conversation_of.insert(s.to_string(), c.clone());
@@ -159,10 +164,15 @@ impl FloorView {
         let by_conversation = |c: &str| self.queue_of.get(c).cloned().into_iter().collect::<Vec<_>>();
         let by_suggestion =
             |s: &str| self.conversation_of.get(s).map(|c| by_conversation(c)).unwrap_or_default();
+        // Once per worker: a worker holding two queues must not move a
+        // threshold twice.
         let everywhere = || {
             let mut all: BTreeSet<String> = self.queues.clone();
             all.extend(chosen.iter().cloned());
-            all.into_iter().collect::<Vec<_>>()
+            let mut owners = BTreeSet::new();
+            all.into_iter()
+                .filter(|q| self.owner_of.get(q).is_none_or(|w| owners.insert(w.clone())))
+                .collect::<Vec<_>>()
         };
         match cmd {
             Command::Approve { suggestion }
