@@ -31,7 +31,6 @@ impl Engine {
     /// Applies one record a floor worker published; `at` is when it was
     /// written (its `ts`, on this process's clock).
     pub fn observe(&mut self, rec: Record, at: Instant, article: ArticleLookup) {
-        self.clock.get_or_insert(super::Clock::new(at, 0));
         match rec {
             Record::ConversationStarted { conversation_id, queue_id } => {
                 let c = self.mirror_conversation(&conversation_id, at);
