@@ -27,12 +27,12 @@ use crate::ui::state::{StatusInfo, UiState};
 use crate::ui::{View, render};
 
 /// Frames are drawn at most this often.
-const FRAME: Duration = Duration::from_millis(50);
+pub const FRAME: Duration = Duration::from_millis(50);
 /// Clocks on screen (ages, durations) are refreshed this often when idle.
-const IDLE_REDRAW: Duration = Duration::from_millis(500);
+pub const IDLE_REDRAW: Duration = Duration::from_millis(500);
 
 /// Reads terminal events on a thread of its own.
-fn spawn_event_reader() -> mpsc::UnboundedReceiver<Event> {
+pub fn spawn_event_reader() -> mpsc::UnboundedReceiver<Event> {
     let (tx, rx) = mpsc::unbounded_channel();
     let spawned = std::thread::Builder::new().name("terminal-events".into()).spawn(move || {
         while let Ok(ev) = event::read() {
@@ -135,6 +135,7 @@ fn draw(terminal: &mut DefaultTerminal, rt: &Runtime, ui: &UiState, screen: &Scr
         status: &status,
         catalog: &catalog,
         now: Instant::now(),
+        floor: None,
     };
     terminal.draw(|f| render(f, &view))?;
     Ok(())

@@ -14,6 +14,7 @@ pub mod conversation;
 pub mod durable;
 pub mod kb_reload;
 pub mod metrics;
+pub mod mirror;
 pub mod msg;
 mod operator;
 pub mod policy;

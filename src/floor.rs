@@ -14,8 +14,10 @@
 pub mod bus;
 pub mod config;
 pub mod console;
+pub mod dashboard;
 pub mod kv_ledger;
 pub mod lease;
+pub mod model;
 pub mod subject;
 pub mod worker;
 

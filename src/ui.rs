@@ -39,7 +39,7 @@ use ratatui::widgets::Paragraph;
 use crate::config::keymap::Keymap;
 use crate::engine::Engine;
 use crate::kb::store::StoredArticle;
-use state::{Overlay, StatusInfo, UiState};
+use state::{FloorInfo, Overlay, StatusInfo, UiState};
 
 /// Everything a frame is drawn from.
 pub struct View<'a> {
@@ -50,6 +50,8 @@ pub struct View<'a> {
     pub catalog: &'a [StoredArticle],
     /// The time the frame shows (fixed in tests).
     pub now: Instant,
+    /// A floor console's link and owners; `None` over a local engine.
+    pub floor: Option<&'a FloorInfo>,
 }
 
 /// Smallest usable size; below it the console asks for a bigger window.

@@ -48,16 +48,14 @@ pub fn run(args: &ConsoleArgs, file: Option<&Path>, paths: &AppPaths) -> Result<
     let config = config(args, file, paths)?;
     let rt = tokio::runtime::Runtime::new()?;
     if let Some(url) = args.nats.clone() {
-        if !args.headless {
-            return Err(color_eyre::eyre::eyre!(
-                "the floor dashboard is not built yet; use `console --nats URL --headless`"
-            ));
-        }
         let plan = crate::floor::console::ConsolePlan {
             url,
             queues: args.queues.clone(),
             exit_after: args.exit_after,
         };
+        if !args.headless {
+            return rt.block_on(crate::floor::dashboard::run(&config, plan));
+        }
         return rt.block_on(crate::floor::console::run_headless(&config, plan));
     }
     if args.headless {

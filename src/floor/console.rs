@@ -35,12 +35,7 @@ pub struct ConsolePlan {
     pub exit_after: Option<Duration>,
 }
 
-/// One event from the stream.
-struct Event {
-    queue: Option<String>,
-    conversation: Option<String>,
-    body: Value,
-}
+use super::model::{Answer, StreamItem as Event};
 
 /// Runs the headless floor console until a signal or `exit_after`.
 pub async fn run_headless(config: &Config, plan: ConsolePlan) -> Result<ExitCode> {
@@ -103,23 +98,40 @@ fn print(out: &mut impl Write, v: &Value) {
 
 /// Sends a command to a queue's owner and reports the answer.
 async fn request(floor: Floor, queue: String, cmd: Command, out: mpsc::UnboundedSender<Value>) {
-    let payload = serde_json::to_vec(&cmd).unwrap_or_default();
-    let subject = subject::command(&floor.prefix, &queue);
-    let answer = tokio::time::timeout(REPLY_WAIT, floor.client.request(subject, payload.into())).await;
-    let line = match answer {
-        Ok(Ok(msg)) => {
-            let reply: Value = serde_json::from_slice(&msg.payload)
-                .unwrap_or_else(|e| json!({ "ok": false, "error": format!("unreadable reply: {e}") }));
+    let line = match ask(&floor, &queue, &cmd).await {
+        Answer::Reply(reply) => {
             json!({ "event": "command_reply", "queue": queue, "command": cmd, "reply": reply })
         }
-        Ok(Err(e)) => {
-            json!({ "event": "command_error", "queue": queue, "command": cmd, "message": format!("no worker answered: {e}") })
+        Answer::NoResponders => {
+            json!({ "event": "command_error", "queue": queue, "command": cmd, "message": "no worker answered: no responders" })
         }
-        Err(_) => {
+        Answer::TimedOut => {
             json!({ "event": "command_error", "queue": queue, "command": cmd, "message": "no worker answered in time" })
+        }
+        Answer::Failed(e) => {
+            json!({ "event": "command_error", "queue": queue, "command": cmd, "message": format!("no worker answered: {e}") })
         }
     };
     let _ = out.send(line);
+}
+
+/// Sends a command to the owner of `queue` by request/reply.
+pub(super) async fn ask(floor: &Floor, queue: &str, cmd: &Command) -> Answer {
+    use async_nats::RequestErrorKind;
+    let payload = serde_json::to_vec(cmd).unwrap_or_default();
+    let subject = subject::command(&floor.prefix, queue);
+    match tokio::time::timeout(REPLY_WAIT, floor.client.request(subject, payload.into())).await {
+        Ok(Ok(msg)) => Answer::Reply(
+            serde_json::from_slice(&msg.payload)
+                .unwrap_or_else(|e| json!({ "ok": false, "error": format!("unreadable reply: {e}") })),
+        ),
+        Ok(Err(e)) => match e.kind() {
+            RequestErrorKind::NoResponders => Answer::NoResponders,
+            RequestErrorKind::TimedOut => Answer::TimedOut,
+            _ => Answer::Failed(e.to_string()),
+        },
+        Err(_) => Answer::TimedOut,
+    }
 }
 
 /// What the console has learnt from the stream: where each call and
@@ -129,6 +141,8 @@ struct FloorView {
     queue_of: HashMap<String, String>,
     conversation_of: HashMap<String, String>,
     queues: BTreeSet<String>,
+    /// Queue → the worker last heard publishing on it.
+    owner_of: HashMap<String, String>,
 }
 
 impl FloorView {
@@ -136,6 +150,9 @@ impl FloorView {
         if let (Some(q), Some(c)) = (&ev.queue, &ev.conversation) {
             self.queue_of.insert(c.clone(), q.clone());
             self.queues.insert(q.clone());
+        }
+        if let (Some(q), Some(w)) = (&ev.queue, &ev.owner) {
+            self.owner_of.insert(q.clone(), w.clone());
         }
         if let (Some(s), Some(c)) = (ev.body.get("suggestion_id").and_then(Value::as_str), &ev.conversation) {
             self.conversation_of.insert(s.to_string(), c.clone());
@@ -147,10 +164,15 @@ impl FloorView {
         let by_conversation = |c: &str| self.queue_of.get(c).cloned().into_iter().collect::<Vec<_>>();
         let by_suggestion =
             |s: &str| self.conversation_of.get(s).map(|c| by_conversation(c)).unwrap_or_default();
+        // Once per worker: a worker holding two queues must not move a
+        // threshold twice.
         let everywhere = || {
             let mut all: BTreeSet<String> = self.queues.clone();
             all.extend(chosen.iter().cloned());
-            all.into_iter().collect::<Vec<_>>()
+            let mut owners = BTreeSet::new();
+            all.into_iter()
+                .filter(|q| self.owner_of.get(q).is_none_or(|w| owners.insert(w.clone())))
+                .collect::<Vec<_>>()
         };
         match cmd {
             Command::Approve { suggestion }
@@ -171,7 +193,7 @@ impl FloorView {
 
 /// Reads the stream from its oldest event on, resuming after the last one
 /// read whenever the consumer fails (an outage).
-async fn read_stream(floor: Floor, queues: Vec<String>, out: mpsc::Sender<Event>) {
+pub(super) async fn read_stream(floor: Floor, queues: Vec<String>, out: mpsc::Sender<Event>) {
     let filter = match queues.as_slice() {
         [one] => format!("{}.v1.{}.*.*", floor.prefix, subject::token(one)),
         _ => subject::all_events(&floor.prefix),
@@ -221,7 +243,13 @@ async fn read_from(
             tracing::warn!(subject = %m.subject, "floor console: event is not JSON; skipped");
             continue;
         };
-        if out.send(Event { queue, conversation, body }).await.is_err() {
+        // The bus names each message `<worker>-<seq>`: who published it.
+        let owner = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .and_then(|id| id.as_str().rsplit_once('-').map(|(w, _)| w.to_string()));
+        if out.send(Event { queue, conversation, owner, body }).await.is_err() {
             return Ok(());
         }
     }

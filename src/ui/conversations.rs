@@ -8,7 +8,7 @@ use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
 use super::View;
-use super::state::{Focus, age, selected, short_duration, visible_conversations};
+use super::state::{Focus, age, selected, short_duration, short_worker, visible_conversations};
 use super::theme;
 use crate::engine::{Conversation, SuggestionState};
 
@@ -52,8 +52,13 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
                 Cell::from(listed.to_string()),
                 Cell::from(Span::styled(push, push_style)),
             ];
+            if let Some(f) = v.floor {
+                // Which worker assists the call: its events come from it.
+                let owner = f.owners.get(&c.id).map_or("-", |w| short_worker(w));
+                cells.insert(2, Cell::from(Span::styled(owner.to_string(), theme::dim())));
+            }
             if narrow {
-                cells.remove(4);
+                cells.remove(if v.floor.is_some() { 5 } else { 4 });
                 cells.remove(1);
             }
             let mut row = Row::new(cells);
@@ -85,8 +90,13 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
         Constraint::Min(6),
     ];
     let mut header = vec!["call", "queue", "dur", "mode", "last", "#", "push"];
+    if v.floor.is_some() {
+        widths.insert(2, Constraint::Length(12));
+        header.insert(2, "worker");
+    }
+    let last = if v.floor.is_some() { 5 } else { 4 };
     if narrow {
-        for i in [4, 1] {
+        for i in [last, 1] {
             widths.remove(i);
             header.remove(i);
         }

@@ -4,7 +4,8 @@
 //! handling need (visible conversations, match rows, palette results), so
 //! the two always agree on what "selected" means.
 
-use std::time::{Instant, SystemTime};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime};
 
 use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
 use nucleo_matcher::{Config as MatcherConfig, Matcher, Utf32Str};
@@ -106,6 +107,44 @@ pub struct StatusInfo {
     pub sim_url: Option<String>,
     /// The agent widget's address, when it is served.
     pub widget_url: Option<String>,
+}
+
+/// What a floor console knows beyond its mirror of the workers' engines:
+/// the link to the floor and who owns what. Absent for a local engine.
+#[derive(Debug, Clone, Default)]
+pub struct FloorInfo {
+    pub link_up: bool,
+    /// When the link entered its current state.
+    pub link_since: Option<Instant>,
+    /// Conversation → the worker whose events it last came in.
+    pub owners: HashMap<String, String>,
+    /// Queue → the worker holding its lease, as last heard.
+    pub queue_owners: BTreeMap<String, String>,
+    /// Workers heard from, and when last.
+    pub workers: BTreeMap<String, Instant>,
+    /// Commands sent and not answered yet.
+    pub pending: usize,
+}
+
+/// A worker counts as present while heard from this recently (they
+/// publish metrics every 5 s).
+pub const WORKER_SILENCE: Duration = Duration::from_secs(15);
+
+impl FloorInfo {
+    /// Workers heard from within [`WORKER_SILENCE`] of `now`.
+    pub fn workers_present(&self, now: Instant) -> usize {
+        self.workers.values().filter(|t| now.saturating_duration_since(**t) < WORKER_SILENCE).count()
+    }
+}
+
+/// A worker's member id without its role prefix and host
+/// (`worker-host-4242-0a1b` → `4242-0a1b`), for narrow columns.
+pub fn short_worker(id: &str) -> &str {
+    let mut cut = id.rmatch_indices('-').map(|(i, _)| i);
+    match (cut.next(), cut.next()) {
+        (Some(_), Some(i)) => &id[i + 1..],
+        _ => id,
+    }
 }
 
 /// The console's own state.

@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline};
 
 use super::View;
-use super::state::short_duration;
+use super::state::{FloorInfo, short_duration};
 use super::theme;
 use crate::config::keymap::Action;
 use crate::domain::ConnectionState;
@@ -42,6 +42,22 @@ fn connection(v: &View) -> Span<'static> {
     }
 }
 
+/// The floor link, the workers heard from and the commands awaiting an answer.
+fn floor_link(v: &View, f: &FloorInfo) -> Span<'static> {
+    let since = f.link_since.map_or(Duration::ZERO, |t| v.now.saturating_duration_since(t));
+    let waiting = if f.pending > 0 { format!(" · {} waiting", f.pending) } else { String::new() };
+    if f.link_up {
+        let n = f.workers_present(v.now);
+        let workers = if n == 1 { "1 worker".to_string() } else { format!("{n} workers") };
+        Span::styled(format!(" ⇄ FLOOR {workers}{waiting} "), Style::new().fg(Color::Black).bg(theme::OK))
+    } else {
+        Span::styled(
+            format!(" ✖ FLOOR LINK DOWN {}{waiting} ", short_duration(since)),
+            Style::new().fg(Color::White).bg(theme::BAD),
+        )
+    }
+}
+
 pub fn render(frame: &mut Frame, area: Rect, v: &View) {
     let [status, hints] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
     let p = v.engine.policy();
@@ -60,7 +76,14 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
         .percentiles(Stage::EndToEnd)
         .map_or_else(|| "e2e –".to_string(), |l| format!("e2e {:.0}/{:.0}ms", l.p50_ms, l.p99_ms));
     let paused = if v.engine.paused_all() { " PAUSED" } else { "" };
-    let mut spans = vec![connection(v)];
+    let mut spans = Vec::new();
+    // A floor console heard no worker's stream state yet: say nothing of it.
+    if v.floor.is_none() || v.engine.connection_since().is_some() {
+        spans.push(connection(v));
+    }
+    if let Some(f) = v.floor {
+        spans.push(floor_link(v, f));
+    }
     if let Some(kb) = v.engine.kb_status_line() {
         if !kb.ok {
             spans
@@ -76,7 +99,12 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
             .push(Span::styled(" ✖ DELIVERY STATE NOT SAVED ", Style::new().fg(Color::White).bg(theme::BAD)));
     }
     spans.extend([
-        Span::styled(format!(" ♥{heartbeat} tok {token} {} ", v.status.dialect), theme::dim()),
+        if v.floor.is_some() {
+            // The workers hold the stream and the token; the console has neither.
+            Span::styled(format!(" {} ", v.status.dialect), theme::dim())
+        } else {
+            Span::styled(format!(" ♥{heartbeat} tok {token} {} ", v.status.dialect), theme::dim())
+        },
         Span::styled(format!("{}{paused} ", p.mode.as_str().to_uppercase()), theme::title()),
         Span::styled(format!("S{:.2} ", p.show), Style::new().fg(theme::SHOW)),
         Span::styled(format!("P{:.2} ", p.push), Style::new().fg(theme::PUSH)),

@@ -16,8 +16,11 @@ use crate::domain::Speaker;
 
 pub fn render(frame: &mut Frame, area: Rect, v: &View) {
     let conv = selected(v.engine, v.ui);
-    let title =
-        conv.map_or_else(|| " Transcript ".to_string(), |c| format!(" Transcript · {} ", short_id(&c.id)));
+    let owner = |id: &str| v.floor.and_then(|f| f.owners.get(id)).map(|w| format!("· worker {w} "));
+    let title = conv.map_or_else(
+        || " Transcript ".to_string(),
+        |c| format!(" Transcript · {} {}", short_id(&c.id), owner(&c.id).unwrap_or_default()),
+    );
     let block = Block::default()
         .borders(Borders::ALL)
         .title(title)

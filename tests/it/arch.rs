@@ -22,8 +22,17 @@ const FORBIDDEN: [&str; 12] = [
 fn engine_files() -> Vec<std::path::PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = vec![root.join("engine.rs")];
-    for e in std::fs::read_dir(root.join("engine")).unwrap() {
-        files.push(e.unwrap().path());
+    // Submodules (`engine/foo/bar.rs`) are the engine too.
+    let mut dirs = vec![root.join("engine")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
     }
     files
 }

@@ -179,7 +179,7 @@ fn status() -> StatusInfo {
 fn screen(engine: &Engine, ui: &UiState, now: Instant, w: u16, h: u16) -> String {
     let keymap = Keymap::default_map();
     let (status, catalog) = (status(), catalog());
-    let view = View { engine, ui, keymap: &keymap, status: &status, catalog: &catalog, now };
+    let view = View { engine, ui, keymap: &keymap, status: &status, catalog: &catalog, now, floor: None };
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
     terminal.draw(|f| render(f, &view)).unwrap();
     terminal.backend().to_string()
@@ -245,7 +245,8 @@ fn each_pane_alone() {
     let ui = UiState { focus: Focus::Matches, ..UiState::default() };
     let keymap = Keymap::default_map();
     let (status, catalog) = (status(), catalog());
-    let view = View { engine: &e, ui: &ui, keymap: &keymap, status: &status, catalog: &catalog, now };
+    let view =
+        View { engine: &e, ui: &ui, keymap: &keymap, status: &status, catalog: &catalog, now, floor: None };
     type Pane = fn(&mut ratatui::Frame, Rect, &View);
     let panes: [(&str, Pane, u16, u16); 5] = [
         ("pane_conversations", agent_assist::ui::conversations::render, 60, 8),
