@@ -21,7 +21,7 @@ pub mod policy;
 mod push;
 pub mod suggestion;
 #[cfg(test)]
-mod test_support;
+mod tests_support;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

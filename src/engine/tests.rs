@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::test_support::{at, customer, done, hit, pushes, said, searches};
+use super::tests_support::{at, customer, done, hit, pushes, said, searches};
 use super::*;
 use crate::domain::{PushAttempt, PushOutcome, PushRequest, Sink, Speaker, StreamEvent, TranscriptEvent};
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::test_support::{at, customer, hit, pushes, searches};
+use super::tests_support::{at, customer, hit, pushes, searches};
 use super::*;
 use crate::domain::{Participant, PushOutcome, PushRequest, Sink, StreamEvent};
 
@@ -27,7 +27,7 @@ fn engine(mode: Mode, sinks: &[Sink]) -> Engine {
 fn matched(e: &mut Engine, conv: &str, uid: &str, hits: Vec<Hit>, ms: u64) -> Vec<Effect> {
     let fx = e.handle(customer(conv, uid, "my router keeps dropping"), at(ms));
     let (request, _) = searches(&fx).into_iter().next().expect("a search");
-    e.handle(super::test_support::done(request, conv, hits, ms), at(ms + 6))
+    e.handle(super::tests_support::done(request, conv, hits, ms), at(ms + 6))
 }
 
 fn delivers(fx: &[Effect]) -> Vec<PushRequest> {

@@ -1,7 +1,7 @@
 //! The engine's side of a live knowledge-base reload: versions on search
 //! records, `changed` marks, deleted articles refused, the reports.
 
-use super::super::test_support::{at, customer, done, hit, searches};
+use super::super::tests_support::{at, customer, done, hit, searches};
 use super::super::*;
 
 /// Need detection (judged off the engine) is not what these tests are about.
