@@ -137,6 +137,7 @@ async fn floor_runtime(
     let hooks = crate::runtime::FloorHooks {
         ledger: Box::new(crate::floor::kv_ledger::KvLedger::new(buckets.ledger, floor.client.clone(), spool)),
         tap: bus.tap(),
+        widget: None,
     };
     let mut rt =
         Runtime::start(config, paths, RuntimeOptions { floor: Some(hooks), ..RuntimeOptions::default() })

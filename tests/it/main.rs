@@ -11,6 +11,7 @@ mod arch;
 mod bench_cli;
 mod console_cli;
 mod floor;
+mod floor_widget;
 mod hardening_net;
 mod hardening_runtime;
 mod kb;
