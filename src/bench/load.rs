@@ -62,6 +62,9 @@ pub struct Trial {
     pub stale: u64,
     pub event_to_push: Latency,
     pub search: Latency,
+    /// Push decided → its record committed (redb, or the floor's KV
+    /// bucket): what the ledger adds to event→push.
+    pub record: Latency,
     /// Most messages waiting in the runtime's channel at once.
     pub max_queue: usize,
     /// Most searches in flight (queued at or running in the KB worker).
@@ -238,7 +241,8 @@ fn trial(
         let cpu = proc_stats("self").cpu_s - cpu_before;
         let m = rt.engine().metrics();
         let latency = |s: Stage| m.histogram(s).map_or(Latency::of(&[]), Latency::from_histogram);
-        let (e2p, search) = (latency(Stage::EventToPush), latency(Stage::Search));
+        let (e2p, search, record) =
+            (latency(Stage::EventToPush), latency(Stage::Search), latency(Stage::Record));
         let summary = rt.shutdown().await;
         sim.stop().await;
         let (widget_pages, widget_events) = (pages.opened(), pages.seen().len() as u64);
@@ -254,6 +258,7 @@ fn trial(
             sustained: e2p.n > 0 && e2p.p99_ms <= opts.target_p99.as_secs_f64() * 1000.0,
             event_to_push: e2p,
             search,
+            record,
             max_queue,
             max_searches_in_flight: max_inflight,
             cpu_percent: 100.0 * cpu / wall,

@@ -121,7 +121,7 @@ impl Member {
         }
     }
 
-    fn kill9(mut self) {
+    pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

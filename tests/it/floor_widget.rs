@@ -175,3 +175,85 @@ async fn any_worker_serves_any_calls_page_and_feedback_reaches_the_owner() {
     drop(all);
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_the_surviving_worker_keeps_working_when_the_owner_dies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start();
+    // Slower calls, so the one watched outlives the take-over.
+    let sim = floor_sim(3.0).await;
+    let url = nats.url();
+    let mut workers =
+        vec![widget_worker(tmp.path(), "w0", &url, &sim), widget_worker(tmp.path(), "w1", &url, &sim)];
+    let mut all: Vec<&mut Member> = workers.iter_mut().collect();
+    until(&mut all, Duration::from_secs(90), "queues held and widgets listening", |m| {
+        m.iter().all(|w| widget_url(w).is_some() && !w.held().is_empty())
+    });
+    let mut found = None;
+    until(&mut all, Duration::from_secs(120), "a widget delivery on a call that just started", |m| {
+        found = (0..2).find_map(|i| {
+            let ended: BTreeSet<&str> =
+                m[i].events("conversation_ended").filter_map(|v| v["conversation_id"].as_str()).collect();
+            m[i].events("push")
+                .filter(|v| v["sink"] == "widget" && v["ok"] == true)
+                .filter(|v| !ended.contains(v["conversation_id"].as_str().unwrap_or("")))
+                .find_map(|v| {
+                    Some((
+                        i,
+                        v["conversation_id"].as_str()?.to_string(),
+                        v["suggestion_id"].as_str()?.to_string(),
+                    ))
+                })
+        });
+        found.is_some()
+    });
+    let (owner, call, sid) = found.unwrap();
+    let survivor_url = widget_url(all[1 - owner]).unwrap();
+    let queues = all[owner].held();
+    drop(all);
+
+    // A page on the surviving worker shows the owner's suggestion.
+    let http = reqwest::Client::new();
+    let mut page = open_page(&http, &survivor_url, &call, None).await;
+    let mut got = Vec::new();
+    read_until(&mut page, &mut got, |g| g.iter().any(|e| e.data["suggestion_id"] == sid.as_str())).await;
+
+    // The owner dies; the survivor takes its queues and the call.
+    workers.remove(owner).kill9();
+    let mut survivor = workers.remove(0);
+    let mut all: Vec<&mut Member> = vec![&mut survivor];
+    until(&mut all, Duration::from_secs(30), "the dead owner's queues taken over", |m| {
+        queues.is_subset(&m[0].held())
+    });
+
+    // The same page goes on to the call's end, fed now by the new owner,
+    // with nothing shown twice and ids still growing.
+    read_until(&mut page, &mut got, |g| g.iter().any(|e| e.event == "ended")).await;
+    let shown: Vec<&str> = got
+        .iter()
+        .filter(|e| e.event == "suggestion")
+        .filter_map(|e| e.data["suggestion_id"].as_str())
+        .collect();
+    let distinct: BTreeSet<&&str> = shown.iter().collect();
+    assert_eq!(distinct.len(), shown.len(), "a suggestion shown twice: {shown:?}");
+    let numbers: Vec<u64> =
+        got.iter().filter_map(|e| e.id.as_deref()?.split_once('-')?.1.parse().ok()).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "ids grow: {numbers:?}");
+
+    // Feedback given now is recorded by the new owner.
+    let session = {
+        let r = http.post(format!("{survivor_url}/agent/session")).json(&json!({ "conversation_id": call }));
+        let body: Value = r.send().await.unwrap().json().await.unwrap();
+        body["session"].as_str().unwrap().to_string()
+    };
+    let body = json!({ "conversation_id": call, "suggestion_id": sid, "kind": "copied" });
+    let r =
+        http.post(format!("{survivor_url}/agent/feedback")).bearer_auth(&session).json(&body).send().await;
+    assert_eq!(r.unwrap().status(), 204);
+    until(&mut all, Duration::from_secs(30), "the new owner records the feedback", |m| {
+        m[0].events("agent_feedback").any(|v| v["suggestion_id"] == sid.as_str() && v["feedback"] == "copied")
+    });
+    assert_eq!(sim.stats().duplicate_suggestions, 0);
+    drop(all);
+    sim.stop().await;
+}

@@ -157,6 +157,7 @@ pub struct Figures {
     pub stale: u64,
     pub event_to_push: Option<Histogram<u64>>,
     pub search: Option<Histogram<u64>>,
+    pub record: Option<Histogram<u64>>,
     pub max_queue: usize,
     pub max_inflight: usize,
     /// Queues each worker held at the end.
@@ -213,7 +214,8 @@ impl Workers {
             }
             out
         };
-        let (event_to_push, search) = (merged(Stage::EventToPush), merged(Stage::Search));
+        let (event_to_push, search, record) =
+            (merged(Stage::EventToPush), merged(Stage::Search), merged(Stage::Record));
         let (mut utterances, mut searches, mut pushes, mut stale) = (0, 0, 0, 0);
         for rt in runtimes {
             let s = rt.shutdown().await;
@@ -235,7 +237,18 @@ impl Workers {
                 tracing::warn!(stream, error = %e, "bench load: trial stream not removed");
             }
         }
-        Figures { utterances, searches, pushes, stale, event_to_push, search, max_queue, max_inflight, held }
+        Figures {
+            utterances,
+            searches,
+            pushes,
+            stale,
+            event_to_push,
+            search,
+            record,
+            max_queue,
+            max_inflight,
+            held,
+        }
     }
 }
 
@@ -286,6 +299,7 @@ pub(super) async fn trial(
         sustained: e2p.n > 0 && e2p.p99_ms <= opts.target_p99.as_secs_f64() * 1000.0,
         event_to_push: e2p,
         search: latency(&f.search),
+        record: latency(&f.record),
         max_queue: f.max_queue,
         max_searches_in_flight: f.max_inflight,
         cpu_percent: 100.0 * cpu / wall,

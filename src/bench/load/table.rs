@@ -54,6 +54,18 @@ pub fn print_table(r: &Report) {
             t.queues_held
         );
     }
+    for t in &r.trials {
+        println!(
+            "  {} {} workers {} calls: search p50/p99 {:.1}/{:.1} ms, ledger record p50/p99 {:.1}/{:.1} ms",
+            t.mode,
+            t.workers,
+            t.conversations,
+            t.search.p50_ms,
+            t.search.p99_ms,
+            t.record.p50_ms,
+            t.record.p99_ms
+        );
+    }
     for a in &r.floor_added {
         println!(
             "event→push through NATS, {} workers, {} calls: p50 {:+.1} ms, p99 {:+.1} ms over the single process",
