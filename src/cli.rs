@@ -439,10 +439,15 @@ pub enum BenchCommand {
         /// and with N agent pages holding SSE streams open.
         #[arg(long, default_value_t = 0)]
         widgets: usize,
-        /// Also run as a floor worker on this NATS server (KV ledger, every
-        /// event published), in the same run; with --find-max, only that.
+        /// Also run as a floor on this NATS server (KV ledger, every event
+        /// published), in the same run as the single process.
         #[arg(long, value_name = "URL")]
         nats: Option<String>,
+        /// With --nats: run floors of 1, 2, … N workers (in this process,
+        /// the queues split by their leases); each is compared with the
+        /// single process, and --find-max runs for each.
+        #[arg(long, default_value_t = 1, requires = "nats")]
+        workers: usize,
         #[arg(long)]
         json: bool,
     },

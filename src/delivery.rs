@@ -32,12 +32,13 @@ pub trait LiveFeed: Send + Sync + 'static {
     fn publish(&self, req: &PushRequest) -> Result<(), String>;
 }
 
-/// The widget's hub is the `widget` sink's feed: a suggestion is delivered
-/// once it is in the call's feed (pages showing the call are sent it at
-/// once; their acknowledgements come back separately).
-impl LiveFeed for crate::widget::WidgetHub {
+/// The widget is the `widget` sink's feed: a suggestion is delivered once
+/// it is in the call's feed (pages showing the call are sent it at once;
+/// their acknowledgements come back separately), or, on a floor, once it is
+/// handed to the floor's stream that feeds every worker's widget.
+impl LiveFeed for crate::widget::FeedOut {
     fn publish(&self, req: &PushRequest) -> Result<(), String> {
-        use crate::widget::{FeedEvent, PublishOutcome, WidgetSuggestion};
+        use crate::widget::{FeedEvent, WidgetSuggestion};
         let item = req.items.first().ok_or("nothing to show")?;
         let suggestion = WidgetSuggestion {
             conversation_id: req.conversation_id.clone(),
@@ -50,11 +51,13 @@ impl LiveFeed for crate::widget::WidgetHub {
             url: req.url.clone(),
             state: "sent".into(),
         };
-        match crate::widget::WidgetHub::publish(self, FeedEvent::Suggestion(suggestion)) {
-            PublishOutcome::Delivered | PublishOutcome::Duplicate => Ok(()),
-            PublishOutcome::Closed => Err("the call has ended; its widget shows nothing new".into()),
-            PublishOutcome::Unknown => Err("the widget does not know this call".into()),
-        }
+        crate::widget::FeedOut::publish(self, FeedEvent::Suggestion(suggestion))
+    }
+}
+
+impl LiveFeed for crate::widget::WidgetHub {
+    fn publish(&self, req: &PushRequest) -> Result<(), String> {
+        LiveFeed::publish(&crate::widget::FeedOut::Hub(self.clone()), req)
     }
 }
 

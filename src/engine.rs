@@ -21,13 +21,13 @@ pub mod policy;
 mod push;
 pub mod suggestion;
 #[cfg(test)]
-mod tests_support;
-#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_delivery;
 #[cfg(test)]
 mod tests_need;
+#[cfg(test)]
+mod tests_support;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};

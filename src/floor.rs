@@ -4,7 +4,9 @@
 //! the ledger's records in a KV bucket ([`kv_ledger`]) so another worker can
 //! take a queue over, and answer operator commands by request/reply
 //! ([`worker`]). Consoles only read the stream and send commands
-//! ([`console`]). None of this is used in the single-process mode.
+//! ([`console`]). Every worker serves every call's agent widget page, fed
+//! from the stream ([`widget`]). None of this is used in the single-process
+//! mode.
 //!
 //! On the server: a stream `<PREFIX>_EVENTS` on `<prefix>.v1.*.*.*`
 //! (age-limited), a KV bucket `<PREFIX>_leases` (max age = lease TTL) and a
@@ -19,6 +21,7 @@ pub mod kv_ledger;
 pub mod lease;
 pub mod model;
 pub mod subject;
+pub mod widget;
 pub mod worker;
 
 use std::time::Duration;

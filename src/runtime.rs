@@ -25,7 +25,6 @@ use crate::audit::{AuditHandle, spawn_audit};
 use crate::config::Config;
 use crate::delivery::{Delivery, LiveFeed};
 use crate::domain::StreamEvent;
-use crate::engine::{AgentEvent, Feedback};
 use crate::engine::{Effect, Engine, Msg, SearchTiming, Summary};
 use crate::kb::store::{BuildProgress, StoredArticle};
 use crate::kb::worker::{Answer, KbHandle, SearchJob, spawn_worker};
@@ -39,9 +38,12 @@ use crate::net::stream::{StreamConfig, StreamHandle, spawn_stream};
 use crate::net::tutorial::spawn_tutorial;
 use crate::net::{Backoff, Dialect, NetError};
 use crate::paths::AppPaths;
-use crate::widget::{AgentSignal, FeedEvent, FeedbackKind, WidgetHub, WidgetServer};
+use crate::widget::{FeedEvent, FeedOut, WidgetHub, WidgetServer};
 
 mod floor;
+mod widget;
+
+pub use widget::{FloorWidget, agent_event};
 
 /// Capacity of the message channel: workers wait when it is full.
 const CHANNEL: usize = 4096;
@@ -89,6 +91,8 @@ pub struct Options {
 pub struct FloorHooks {
     pub ledger: Box<dyn crate::ledger::LedgerStore>,
     pub tap: Box<dyn FnMut(&serde_json::Value) + Send>,
+    /// The agent widget on the floor (used when the `widget` sink is on).
+    pub widget: Option<FloorWidget>,
 }
 
 /// Starts a transcript stream over the given queues.
@@ -119,6 +123,8 @@ pub struct Runtime {
     ledger: Option<LedgerHandle>,
     /// The agent widget, when the `widget` sink is on: its feed and server.
     widget: Option<(WidgetHub, WidgetServer)>,
+    /// Where feed events for the widget go (its hub, or the floor).
+    feed_out: Option<FeedOut>,
     audit: AuditHandle,
     token: watch::Receiver<TokenInfo>,
     run_id: String,
@@ -151,23 +157,6 @@ fn kb_msg(a: Answer) -> Msg {
     }
 }
 
-/// The engine's message for what an agent's page did.
-fn agent_event(s: AgentSignal) -> AgentEvent {
-    match s {
-        AgentSignal::Acknowledged { conversation_id, suggestion_id, user_id } => {
-            AgentEvent::Acknowledged { conversation_id, suggestion_id, user_id }
-        }
-        AgentSignal::Feedback { conversation_id, suggestion_id, kind, user_id } => {
-            let feedback = match kind {
-                FeedbackKind::Useful => Feedback::Useful,
-                FeedbackKind::NotUseful => Feedback::NotUseful,
-                FeedbackKind::Copied => Feedback::Copied,
-            };
-            AgentEvent::Feedback { conversation_id, suggestion_id, feedback, user_id }
-        }
-    }
-}
-
 /// Milliseconds since the Unix epoch (0 for a clock before 1970).
 pub fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -191,9 +180,9 @@ impl Runtime {
         }
         // The ledger first: a second process on the same data dir must stop
         // here, before it connects or pushes anything.
-        let (floor_ledger, tap) = match opts.floor {
-            Some(f) => (Some(f.ledger), Some(f.tap)),
-            None => (None, None),
+        let (floor_ledger, tap, floor_widget) = match opts.floor {
+            Some(f) => (Some(f.ledger), Some(f.tap), f.widget),
+            None => (None, None, None),
         };
         let ledger: Option<(Box<dyn crate::ledger::LedgerStore>, _)> = if let Some(store) = floor_ledger {
             // Records are read per queue when its lease is taken.
@@ -248,25 +237,8 @@ impl Runtime {
             ..PushConfig::default()
         };
         let push = PushClient::new(http.clone(), auth.clone(), &endpoint.api_base, push_config);
-        let widget = if config.delivery.sinks.contains(&crate::domain::Sink::Widget) {
-            let wcfg = config.widget()?;
-            let hub = WidgetHub::new(&wcfg);
-            let (signals_tx, mut signals) = mpsc::channel::<AgentSignal>(256);
-            let server = crate::widget::serve(wcfg, hub.clone(), signals_tx).await?;
-            let forward = tx.clone();
-            tokio::spawn(async move {
-                while let Some(signal) = signals.recv().await {
-                    if forward.send(Msg::Agent(agent_event(signal))).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            tracing::info!(url = %server.url, "agent widget listening");
-            Some((hub, server))
-        } else {
-            None
-        };
-        let feed = widget.as_ref().map(|(hub, _)| Arc::new(hub.clone()) as Arc<dyn LiveFeed>);
+        let (widget, feed_out) = widget::start(config, &tx, floor_widget).await?;
+        let feed = feed_out.clone().map(|out| Arc::new(out) as Arc<dyn LiveFeed>);
         let delivery = Delivery::new(push, &config.delivery.attributes_prefix, feed);
         let socket = SocketConfig {
             ping_after: Duration::from_millis(g.ping_after_ms),
@@ -351,6 +323,7 @@ impl Runtime {
             pushes: JoinSet::new(),
             ledger,
             widget,
+            feed_out,
             audit,
             token,
             run_id,
@@ -397,19 +370,13 @@ impl Runtime {
     /// Gives a message to the engine and carries out its effects.
     pub fn handle(&mut self, msg: Msg) {
         // Who is on a call decides who may open its widget page.
-        if let (Msg::Stream(StreamEvent::Participants { conversation_id, participants }), Some((hub, _))) =
-            (&msg, &self.widget)
+        if let (Msg::Stream(StreamEvent::Participants { conversation_id, participants }), Some(out)) =
+            (&msg, &self.feed_out)
         {
-            hub.publish(FeedEvent::participants(conversation_id, participants));
+            let _ = out.publish(FeedEvent::participants(conversation_id, participants));
         }
         if let Msg::KbReloaded(r) = &msg {
-            kb_live::on_reloaded(
-                r,
-                &self.engine,
-                &self.kb_live,
-                &mut self.catalog,
-                self.widget.as_ref().map(|w| &w.0),
-            );
+            kb_live::on_reloaded(r, &self.engine, &self.kb_live, &mut self.catalog, self.feed_out.as_ref());
         }
         let effects = self.engine.handle(msg, Instant::now());
         for e in effects {
@@ -457,10 +424,10 @@ impl Runtime {
                 }
             }
             Effect::Record(r) => {
-                if let (crate::engine::Record::ConversationEnded { conversation_id }, Some((hub, _))) =
-                    (&r, &self.widget)
+                if let (crate::engine::Record::ConversationEnded { conversation_id }, Some(out)) =
+                    (&r, &self.feed_out)
                 {
-                    hub.publish(FeedEvent::Ended { conversation_id: conversation_id.clone() });
+                    let _ = out.publish(FeedEvent::Ended { conversation_id: conversation_id.clone() });
                 }
                 self.audit.record(r);
             }

@@ -65,8 +65,11 @@ impl WidgetSuggestion {
     }
 }
 
-/// What the delivery layer tells the widget about a call.
-#[derive(Debug, Clone, PartialEq)]
+/// What the delivery layer tells the widget about a call. Serialized (as
+/// `{"feed": "suggestion", ...}`) when a floor worker publishes it to the
+/// stream for every worker's widget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "feed", rename_all = "snake_case")]
 pub enum FeedEvent {
     /// The agent users on the call: who may open its feed. Replaces the
     /// previous list (a transfer brings a new agent and drops the old).
@@ -86,6 +89,46 @@ impl FeedEvent {
         let agent_user_ids =
             participants.iter().filter(|p| p.is_agent()).filter_map(|p| p.user_id.clone()).collect();
         Self::Participants { conversation_id: conversation_id.to_string(), agent_user_ids }
+    }
+}
+
+impl FeedEvent {
+    /// The call it is about.
+    pub fn conversation_id(&self) -> &str {
+        match self {
+            Self::Participants { conversation_id, .. }
+            | Self::Update { conversation_id, .. }
+            | Self::Ended { conversation_id } => conversation_id,
+            Self::Suggestion(s) => &s.conversation_id,
+        }
+    }
+}
+
+/// A floor's way out for feed events: hands one to the floor's stream,
+/// or says why it could not.
+pub type FloorFeedFn = Arc<dyn Fn(FeedEvent) -> Result<(), String> + Send + Sync>;
+
+/// Where the pipeline sends what the widget shows.
+#[derive(Clone)]
+pub enum FeedOut {
+    /// This process's own hub (the single process).
+    Hub(WidgetHub),
+    /// The floor's stream, from which every worker's hub is fed (floor
+    /// mode: any worker serves any call's page).
+    Floor(FloorFeedFn),
+}
+
+impl FeedOut {
+    /// Sends one event on; `Err` says why it is not shown.
+    pub fn publish(&self, ev: FeedEvent) -> Result<(), String> {
+        match self {
+            Self::Hub(hub) => match hub.publish(ev) {
+                PublishOutcome::Delivered | PublishOutcome::Duplicate => Ok(()),
+                PublishOutcome::Closed => Err("the call has ended; its widget shows nothing new".into()),
+                PublishOutcome::Unknown => Err("the widget does not know this call".into()),
+            },
+            Self::Floor(send) => send(ev),
+        }
     }
 }
 

@@ -133,10 +133,13 @@
     es.onerror = () => {
       if (ended || !es) return;
       if (es.readyState !== EventSource.CLOSED) { setStatus('reconnecting', 'reconnecting…'); return; }
-      // The server refused the stream: most likely the session expired.
+      // The server refused the stream: the session expired, or this server
+      // does not know it (it restarted, or it is another worker of a floor
+      // behind the same address). Sign in again; the feed resumes from
+      // lastEventId, which every worker of a floor understands.
       es = null;
       setStatus('reconnecting', 'reconnecting…');
-      if (Date.now() >= sessionExpires - 2000) start(); else setTimeout(connect, 2000);
+      setTimeout(start, Date.now() >= sessionExpires - 2000 ? 0 : 2000);
     };
   }
 

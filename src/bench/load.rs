@@ -7,9 +7,11 @@
 //! without pages, then with N agent pages holding SSE streams open, to
 //! show what the open streams cost the pipeline.
 //! With `--nats URL` every
-//! trial runs twice, in the same process and the same run: once as the
-//! single process (redb ledger) and once as a floor worker (KV ledger on
-//! the NATS server, every event published to the stream).
+//! trial also runs as a floor on that NATS server, in the same process and
+//! the same run: `--workers N` runs floors of 1, 2, … N workers ([`floor`]),
+//! the simulator's calls spread over six queues split by the workers'
+//! leases; each floor trial reports the NATS server's CPU beside the
+//! workers', and `--find-max` searches each mode's largest N.
 
 use std::time::Duration;
 
@@ -18,6 +20,10 @@ use serde::Serialize;
 use super::e2e::{bench_config, drive, finished, scratch_dir};
 use super::widgets::Pages;
 use super::{Latency, Machine, SplitMix, machine, proc_stats};
+
+mod floor;
+mod table;
+
 use crate::domain::Sink;
 use crate::engine::Stage;
 use crate::net::Dialect;
@@ -25,6 +31,7 @@ use crate::paths::AppPaths;
 use crate::runtime::{Options as RuntimeOptions, Runtime};
 use crate::sim::script::Utterance;
 use crate::sim::{self, Script, SimConfig};
+pub use table::print_table;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -36,14 +43,18 @@ pub struct Options {
     pub target_p99: Duration,
     /// Agent pages to hold open (0: no widget).
     pub widgets: usize,
-    /// Also run each trial as a floor worker on this NATS server.
+    /// Also run each trial as a floor on this NATS server.
     pub nats: Option<String>,
+    /// With `nats`: floors of 1 up to this many workers.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Trial {
     /// `single` or `nats`.
     pub mode: &'static str,
+    /// Floor workers (0: the single process).
+    pub workers: usize,
     pub conversations: usize,
     pub events_per_s: f64,
     pub searches_per_s: f64,
@@ -51,6 +62,9 @@ pub struct Trial {
     pub stale: u64,
     pub event_to_push: Latency,
     pub search: Latency,
+    /// Push decided → its record committed (redb, or the floor's KV
+    /// bucket): what the ledger adds to event→push.
+    pub record: Latency,
     /// Most messages waiting in the runtime's channel at once.
     pub max_queue: usize,
     /// Most searches in flight (queued at or running in the KB worker).
@@ -61,6 +75,30 @@ pub struct Trial {
     /// Agent pages that held a stream open, and the suggestions they read.
     pub widget_pages: usize,
     pub widget_events: u64,
+    /// Floor trials: the NATS server's CPU over the trial (% of one core),
+    /// and its share of all CPU spent (server + this process).
+    pub bus_cpu_percent: Option<f64>,
+    pub bus_cpu_share: Option<f64>,
+    /// Floor trials: queues each worker held.
+    pub queues_held: Vec<usize>,
+}
+
+/// A mode's largest sustainable calls (`--find-max`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MaxOf {
+    pub mode: &'static str,
+    pub workers: usize,
+    pub max_sustainable: Option<usize>,
+}
+
+/// A floor trial against the single process at the same load.
+#[derive(Debug, Clone, Serialize)]
+pub struct Added {
+    pub workers: usize,
+    pub conversations: usize,
+    /// Event→push through the floor minus the single process's.
+    pub p50_added_ms: f64,
+    pub p99_added_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +109,10 @@ pub struct Report {
     pub target_p99_ms: f64,
     pub trials: Vec<Trial>,
     pub max_sustainable: Option<usize>,
+    /// With `--find-max`: each mode's largest sustainable calls.
+    pub max_by_mode: Vec<MaxOf>,
+    /// With `--nats`: what the floor adds, trial by trial.
+    pub floor_added: Vec<Added>,
     /// With `--widgets`: event→push p99 with the pages open over without.
     pub widgets_p99_ratio: Option<f64>,
 }
@@ -78,6 +120,18 @@ pub struct Report {
 /// `n` calls of customer speech, one utterance every `every` (±20%), spread
 /// so their utterances interleave evenly.
 pub fn synthetic_calls(n: usize, every: Duration, duration: Duration, lines: &[String]) -> Vec<Script> {
+    calls_on_queues(n, every, duration, lines, &[])
+}
+
+/// [`synthetic_calls`], dealt round-robin over `queues` (none: the
+/// simulator's own queue).
+pub fn calls_on_queues(
+    n: usize,
+    every: Duration,
+    duration: Duration,
+    lines: &[String],
+    queues: &[String],
+) -> Vec<Script> {
     let mut rng = SplitMix::new(42);
     let every_ms = every.as_millis() as f64;
     (0..n)
@@ -91,7 +145,7 @@ pub fn synthetic_calls(n: usize, every: Duration, duration: Duration, lines: &[S
             }
             Script {
                 id: format!("load-{n}-{i:05}"),
-                queue_id: None,
+                queue_id: (!queues.is_empty()).then(|| queues[i % queues.len()].clone()),
                 title: None,
                 expected_articles: vec![],
                 utterances,
@@ -117,37 +171,12 @@ enum Widget {
     On { pages: usize },
 }
 
-/// Starts the runtime as a floor worker holding the simulator's queue.
-async fn floor_runtime(
-    config: &crate::config::Config,
-    paths: &AppPaths,
-    url: &str,
-    queue: &str,
-) -> color_eyre::eyre::Result<(Runtime, tokio::sync::mpsc::UnboundedReceiver<crate::floor::Link>)> {
-    let (link_tx, links) = tokio::sync::mpsc::unbounded_channel();
-    let client = crate::floor::connect(&config.nats, url, "bench-load", link_tx).await?;
-    // A prefix of its own, so no earlier run's leases or records are read.
-    let mut nc = config.nats.clone();
-    nc.prefix = format!("bench{:08x}", rand::random::<u32>());
-    let floor = crate::floor::Floor::open(client, &nc).await?;
-    let buckets = floor.buckets(&nc, Duration::from_secs(3600)).await?;
-    let (bus, _task) =
-        crate::floor::bus::Bus::spawn(floor.js.clone(), nc.prefix.clone(), "bench".into(), 50_000);
-    let spool = crate::ledger::Ledger::open(&paths.data_dir.join("floor-spool.redb"))?;
-    let hooks = crate::runtime::FloorHooks {
-        ledger: Box::new(crate::floor::kv_ledger::KvLedger::new(
-            buckets.ledger,
-            floor.client.clone(),
-            spool,
-            None,
-        )),
-        tap: bus.tap(),
-    };
-    let mut rt =
-        Runtime::start(config, paths, RuntimeOptions { floor: Some(hooks), ..RuntimeOptions::default() })
-            .await?;
-    rt.follow_queue(queue);
-    Ok((rt, links))
+/// How a trial runs: the single process, or a floor of this many workers
+/// on this NATS server.
+#[derive(Debug, Clone, Copy)]
+enum Mode<'a> {
+    Single,
+    Floor { url: &'a str, workers: usize },
 }
 
 fn trial(
@@ -156,33 +185,39 @@ fn trial(
     n: usize,
     lines: &[String],
     widget: Widget,
-    nats: Option<&str>,
+    mode: Mode<'_>,
 ) -> color_eyre::eyre::Result<Trial> {
     let tmp = scratch_dir(&format!("load-{n}"))?;
     let bench_paths = AppPaths { data_dir: tmp.path().to_path_buf(), ..paths.clone() };
-    let scripts = synthetic_calls(n, opts.every, opts.duration, lines);
+    // With --nats both modes play the same calls, spread over the floor's
+    // queues (the single process follows them all).
+    let queues = if opts.nats.is_some() { floor::queue_names() } else { Vec::new() };
+    let scripts = calls_on_queues(n, opts.every, opts.duration, lines, &queues);
     let ids: Vec<String> = scripts.iter().map(|s| s.id.clone()).collect();
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = tokio.block_on(async {
         let mut sc = SimConfig::new(scripts);
         sc.concurrency = n;
         sc.start_gap = Duration::ZERO;
-        sc.subscribe_grace = Duration::from_secs(10);
+        // Floor workers load their models one after the other first.
+        sc.subscribe_grace = Duration::from_secs(30);
         let sim = sim::spawn(sc).await?;
         let mut config = bench_config(&sim.base_url, &sim.queue_id, Dialect::Notifications);
         config.policy.debounce = opts.debounce;
+        if !queues.is_empty() {
+            config.genesys.queues.clone_from(&queues);
+        }
         if let Widget::On { .. } = widget {
             config.delivery.sinks = vec![Sink::Widget, Sink::Webhook];
             config.widget.auth = crate::widget::AuthMode::None;
             config.widget.max_calls = config.widget.max_calls.max(n + 16);
         }
-        let (mut rt, _links) = match nats {
-            Some(url) => {
-                let (rt, links) = floor_runtime(&config, &bench_paths, url, &sim.queue_id).await?;
-                (rt, Some(links))
-            }
-            None => (Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?, None),
-        };
+        if let Mode::Floor { url, workers } = mode {
+            let t = floor::trial(&config, &bench_paths, tmp.path(), url, workers, &sim, n, opts).await;
+            sim.stop().await;
+            return t;
+        }
+        let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
         let pages = match (widget, rt.widget_url()) {
             (Widget::On { pages }, Some(base)) if pages > 0 => {
                 // One page per call, as the agent desktop opens them.
@@ -206,13 +241,15 @@ fn trial(
         let cpu = proc_stats("self").cpu_s - cpu_before;
         let m = rt.engine().metrics();
         let latency = |s: Stage| m.histogram(s).map_or(Latency::of(&[]), Latency::from_histogram);
-        let (e2p, search) = (latency(Stage::EventToPush), latency(Stage::Search));
+        let (e2p, search, record) =
+            (latency(Stage::EventToPush), latency(Stage::Search), latency(Stage::Record));
         let summary = rt.shutdown().await;
         sim.stop().await;
         let (widget_pages, widget_events) = (pages.opened(), pages.seen().len() as u64);
         drop(pages);
         let trial = Trial {
-            mode: if nats.is_some() { "nats" } else { "single" },
+            mode: "single",
+            workers: 0,
             conversations: n,
             events_per_s: summary.utterances as f64 / wall,
             searches_per_s: summary.searches as f64 / wall,
@@ -221,12 +258,16 @@ fn trial(
             sustained: e2p.n > 0 && e2p.p99_ms <= opts.target_p99.as_secs_f64() * 1000.0,
             event_to_push: e2p,
             search,
+            record,
             max_queue,
             max_searches_in_flight: max_inflight,
             cpu_percent: 100.0 * cpu / wall,
             peak_rss_mib: proc_stats("self").peak_rss_mib,
             widget_pages,
             widget_events,
+            bus_cpu_percent: None,
+            bus_cpu_share: None,
+            queues_held: Vec::new(),
         };
         Ok::<_, color_eyre::eyre::Report>(trial)
     });
@@ -237,60 +278,97 @@ fn trial(
 fn progress(t: &Trial) {
     let verdict = if t.sustained { "ok" } else { "over target" };
     eprintln!(
-        "  {:>6} calls ({}): p99 event→push {:.0} ms {verdict}",
-        t.conversations, t.mode, t.event_to_push.p99_ms
+        "  {:>6} calls ({}, {} workers): p99 event→push {:.0} ms {verdict}",
+        t.conversations, t.mode, t.workers, t.event_to_push.p99_ms
     );
+}
+
+/// Doubles N until the target breaks, then bisects between the last good
+/// and the first bad; returns the largest good N.
+fn find_max(
+    paths: &AppPaths,
+    opts: &Options,
+    lines: &[String],
+    mode: Mode<'_>,
+    trials: &mut Vec<Trial>,
+) -> color_eyre::eyre::Result<Option<usize>> {
+    let (mut good, mut bad) = (0usize, None);
+    let mut n = opts.conversations.max(1);
+    while bad.is_none() && n <= 100_000 {
+        let t = trial(paths, opts, n, lines, Widget::Off, mode)?;
+        if t.sustained {
+            good = n
+        } else {
+            bad = Some(n)
+        }
+        progress(&t);
+        trials.push(t);
+        n *= 2;
+    }
+    if let Some(mut hi) = bad {
+        let mut lo = good;
+        while hi - lo > (lo / 8).max(1) {
+            let mid = (lo + hi) / 2;
+            let t = trial(paths, opts, mid, lines, Widget::Off, mode)?;
+            progress(&t);
+            if t.sustained {
+                lo = mid
+            } else {
+                hi = mid
+            }
+            trials.push(t);
+        }
+        good = lo;
+    }
+    Ok((good > 0).then_some(good))
 }
 
 pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report> {
     let lines = customer_lines()?;
     let mut trials = Vec::new();
     let mut max_sustainable = None;
+    let mut max_by_mode = Vec::new();
+    let mut modes = vec![Mode::Single];
+    if let Some(url) = &opts.nats {
+        modes.extend((1..=opts.workers.max(1)).map(|workers| Mode::Floor { url, workers }));
+    }
     if opts.find_max {
-        // Double until the target breaks, then bisect between the last good
-        // and the first bad.
-        let (mut good, mut bad) = (0usize, None);
-        let mut n = opts.conversations.max(1);
-        while bad.is_none() && n <= 100_000 {
-            let t = trial(paths, opts, n, &lines, Widget::Off, opts.nats.as_deref())?;
-            if t.sustained {
-                good = n
-            } else {
-                bad = Some(n)
-            }
-            progress(&t);
-            trials.push(t);
-            n *= 2;
+        for mode in modes {
+            let max = find_max(paths, opts, &lines, mode, &mut trials)?;
+            let (name, workers) = match mode {
+                Mode::Single => ("single", 0),
+                Mode::Floor { workers, .. } => ("nats", workers),
+            };
+            max_sustainable = max_sustainable.or(max);
+            max_by_mode.push(MaxOf { mode: name, workers, max_sustainable: max });
         }
-        if let Some(mut hi) = bad {
-            let mut lo = good;
-            while hi - lo > (lo / 8).max(1) {
-                let mid = (lo + hi) / 2;
-                let t = trial(paths, opts, mid, &lines, Widget::Off, opts.nats.as_deref())?;
-                progress(&t);
-                if t.sustained {
-                    lo = mid
-                } else {
-                    hi = mid
-                }
-                trials.push(t);
-            }
-            good = lo;
-        }
-        max_sustainable = (good > 0).then_some(good);
     } else if opts.widgets > 0 {
         // Interleaved, so drift on a shared machine falls on both sides.
         for widget in [Widget::On { pages: 0 }, Widget::On { pages: opts.widgets }].repeat(2) {
-            let t = trial(paths, opts, opts.conversations, &lines, widget, None)?;
+            let t = trial(paths, opts, opts.conversations, &lines, widget, Mode::Single)?;
             progress(&t);
             trials.push(t);
         }
     } else {
-        trials.push(trial(paths, opts, opts.conversations, &lines, Widget::Off, None)?);
-        if let Some(url) = &opts.nats {
-            trials.push(trial(paths, opts, opts.conversations, &lines, Widget::Off, Some(url))?);
+        for mode in modes {
+            let t = trial(paths, opts, opts.conversations, &lines, Widget::Off, mode)?;
+            progress(&t);
+            trials.push(t);
         }
     }
+    let floor_added = trials
+        .iter()
+        .filter(|t| t.workers > 0)
+        .filter_map(|t| {
+            let single = trials.iter().find(|s| s.workers == 0 && s.conversations == t.conversations)?;
+            Some(Added {
+                workers: t.workers,
+                conversations: t.conversations,
+                p50_added_ms: t.event_to_push.p50_ms - single.event_to_push.p50_ms,
+                p99_added_ms: t.event_to_push.p99_ms - single.event_to_push.p99_ms,
+            })
+        })
+        .collect();
     let widgets_p99_ratio = (opts.widgets > 0).then(|| {
         let p99 = |open: bool| {
             let v: Vec<f64> = trials
@@ -309,53 +387,8 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         target_p99_ms: opts.target_p99.as_secs_f64() * 1000.0,
         trials,
         max_sustainable,
+        max_by_mode,
+        floor_added,
         widgets_p99_ratio,
     })
-}
-
-pub fn print_table(r: &Report) {
-    println!("machine: {} cores, {}", r.machine.cores, r.machine.cpu);
-    println!(
-        "one utterance per call every {:.1} s for {:.0} s; target p99 event→push {:.0} ms",
-        r.every_s, r.duration_s, r.target_p99_ms
-    );
-    println!(
-        "{:>6} {:>7} {:>6} {:>9} {:>10} {:>11} {:>11} {:>7} {:>9} {:>6} {:>8}",
-        "mode",
-        "calls",
-        "pages",
-        "events/s",
-        "searches/s",
-        "e2p p50 ms",
-        "e2p p99 ms",
-        "queue",
-        "in-flight",
-        "cpu %",
-        "rss MiB"
-    );
-    for t in &r.trials {
-        println!(
-            "{:>6} {:>7} {:>6} {:>9.1} {:>10.1} {:>11.1} {:>11.1} {:>7} {:>9} {:>6.0} {:>8.0}",
-            t.mode,
-            t.conversations,
-            t.widget_pages,
-            t.events_per_s,
-            t.searches_per_s,
-            t.event_to_push.p50_ms,
-            t.event_to_push.p99_ms,
-            t.max_queue,
-            t.max_searches_in_flight,
-            t.cpu_percent,
-            t.peak_rss_mib
-        );
-    }
-    if let Some(n) = r.max_sustainable {
-        println!("largest sustainable: {n} calls");
-    }
-    if let Some(ratio) = r.widgets_p99_ratio {
-        let read: u64 = r.trials.iter().map(|t| t.widget_events).sum();
-        println!(
-            "event→push p99 with the pages open: {ratio:.2}x without ({read} suggestions read off the pages)"
-        );
-    }
 }

@@ -77,10 +77,16 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             target_p99_ms,
             widgets,
             nats,
+            workers,
             json,
         } => {
-            if widgets > 0 && find_max {
-                return Err(eyre!("--widgets compares one load with and without pages: drop --find-max"));
+            if widgets > 0 && (find_max || nats.is_some()) {
+                return Err(eyre!(
+                    "--widgets compares one load with and without pages: drop --find-max and --nats"
+                ));
+            }
+            if workers > 8 {
+                return Err(eyre!("--workers: at most 8 (each worker holds its own model and index)"));
             }
             let opts = load::Options {
                 conversations: conversations.max(1),
@@ -91,6 +97,7 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
                 target_p99: Duration::from_millis(target_p99_ms.max(1)),
                 widgets,
                 nats,
+                workers: workers.max(1),
             };
             let r = load::run(paths, &opts)?;
             bench::print(&r, json, load::print_table);

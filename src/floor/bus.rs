@@ -76,6 +76,15 @@ impl Bus {
         self.offer(Item::Event(v));
     }
 
+    /// Publishes one event if the buffer has room; false if it was dropped.
+    pub fn try_publish(&self, v: Value) -> bool {
+        let sent = self.tx.try_send(Item::Event(v)).is_ok();
+        if !sent {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
     /// Tells the bus which queue a conversation is on.
     pub fn note_queue(&self, conversation: &str, queue: &str) {
         self.offer(Item::Queue { conversation: conversation.into(), queue: queue.into() });

@@ -71,6 +71,22 @@ pub fn all_commands(prefix: &str) -> String {
     format!("{prefix}.v1.cmd.*")
 }
 
+/// Where a page's acknowledgement or feedback for a call goes (its owner
+/// answers).
+pub fn agent(prefix: &str, conversation: &str) -> String {
+    format!("{prefix}.v1.agent.{}", token(conversation))
+}
+
+/// Every call's agent subject (a worker's subscription).
+pub fn all_agent(prefix: &str) -> String {
+    format!("{prefix}.v1.agent.*")
+}
+
+/// The widget's feed events of every call, in the stream.
+pub fn all_widget(prefix: &str) -> String {
+    format!("{prefix}.v1.*.*.widget")
+}
+
 /// The queue and conversation of an event subject.
 pub fn parse_event(subject: &str) -> Option<(Option<String>, Option<String>, String)> {
     let mut parts = subject.split('.');

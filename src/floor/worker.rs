@@ -18,14 +18,14 @@ use tokio_util::sync::CancellationToken;
 use super::bus::Bus;
 use super::kv_ledger::{KvLedger, load_queue};
 use super::lease::{self, LeaseEvent};
-use super::{Buckets, Floor, FloorError, Link, subject};
+use super::{Buckets, Floor, FloorError, Link, subject, widget};
 use crate::config::Config;
 use crate::domain::{ConnectionState, StreamEvent};
 use crate::engine::{Command, Msg};
 use crate::ledger::Ledger;
 use crate::net::Dialect;
 use crate::paths::AppPaths;
-use crate::runtime::{FloorHooks, Options, Runtime};
+use crate::runtime::{FloorHooks, FloorWidget, Options, Runtime};
 
 /// How often a worker publishes its metrics.
 const METRICS_EVERY: Duration = Duration::from_secs(5);
@@ -65,7 +65,16 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
         spool,
         Some((fence.clone(), lease::fence_after(ttl))),
     );
-    let hooks = FloorHooks { ledger: Box::new(ledger), tap: bus.tap() };
+    let (signals_tx, signals) = mpsc::channel(256);
+    let hooks = FloorHooks {
+        ledger: Box::new(ledger),
+        tap: bus.tap(),
+        widget: Some(FloorWidget {
+            epoch: widget::epoch(&floor).await?,
+            out: widget::feed_out(bus.clone()),
+            signals: signals_tx,
+        }),
+    };
     let opts =
         Options { headless_out: Some(Box::new(std::io::stdout())), floor: Some(hooks), ..Options::default() };
     let mut rt = Runtime::start(config, paths, opts).await?;
@@ -74,6 +83,18 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
 
     let (lease_tx, mut leases) = mpsc::channel(64);
     let cancel = CancellationToken::new();
+    // The widget: this worker's pages show every call of the floor, and
+    // what agents do there goes to each call's owner.
+    let feed = rt.widget_hub().map(|hub| widget::spawn_feed(floor.clone(), hub.clone(), cancel.clone()));
+    let forwarder = widget::spawn_signals(
+        floor.client.clone(),
+        floor.prefix.clone(),
+        owner.clone(),
+        signals,
+        config.nats.lease_ttl() * 2 + Duration::from_secs(5),
+    );
+    let mut agent_signals = floor.client.subscribe(subject::all_agent(&floor.prefix)).await?;
+    let mut seen = widget::SeenSignals::default();
     let keeper = lease::spawn(
         buckets.leases.clone(),
         owner.clone(),
@@ -96,6 +117,13 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
             () = &mut signal => break,
             Some(ev) = leases.recv() => on_lease(&mut rt, &buckets, &bus, ev).await,
             Some(msg) = commands.next() => on_command(&mut rt, &floor, &owner, msg).await,
+            Some(msg) = agent_signals.next() => {
+                if let (Some(reply), Some(answer)) =
+                    (msg.reply.clone(), widget::on_signal(&mut rt, &mut seen, &owner, &msg.payload))
+                {
+                    send_reply(&floor, reply, &answer).await;
+                }
+            }
             Some(link) = links.recv() => {
                 let state = if link == Link::Up { "up" } else { "down" };
                 rt.note(json!({ "event": "floor_link", "state": state }));
@@ -126,6 +154,10 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
     // the next owner reads everything this worker decided.
     rt.shutdown().await;
     cancel.cancel();
+    forwarder.abort();
+    if let Some(f) = feed {
+        let _ = f.await;
+    }
     let _ = keeper.await;
     drop(bus);
     if tokio::time::timeout(FLUSH, bus_task).await.is_err() {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::Runtime;
 use crate::engine::{Command, ConversationRecord, Effect, Msg, Record};
+use crate::widget::{AgentSignal, WidgetHub};
 
 impl Runtime {
     /// Starts following a queue (its lease is now held).
@@ -59,5 +60,29 @@ impl Runtime {
         }
         while self.pushes.try_join_next().is_some() {}
         outcome
+    }
+}
+
+impl Runtime {
+    /// The agent widget's hub, when it is served (a floor worker feeds it
+    /// from the stream).
+    pub fn widget_hub(&self) -> Option<&WidgetHub> {
+        self.widget.as_ref().map(|(hub, _)| hub)
+    }
+
+    /// Whether this worker answers for a call: it has it, and follows the
+    /// call's queue (a worker that lost the queue keeps the call in memory
+    /// until it idles out, but is no longer its owner).
+    pub fn owns_call(&self, conversation_id: &str) -> bool {
+        let followed = self.followed_queues();
+        self.engine
+            .conversation(conversation_id)
+            .is_some_and(|c| c.queue_id.as_ref().is_none_or(|q| followed.contains(q)))
+    }
+
+    /// What an agent's page did (sent on by the worker that serves the
+    /// page), for the engine.
+    pub fn agent_signal(&mut self, signal: AgentSignal) {
+        self.handle(Msg::Agent(super::agent_event(signal)));
     }
 }

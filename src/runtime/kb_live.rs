@@ -20,7 +20,7 @@ use crate::kb::store::StoredArticle;
 use crate::kb::watch::{SourceWatcher, watch};
 use crate::kb::worker::Installer;
 use crate::paths::AppPaths;
-use crate::widget::{FeedEvent, WidgetHub};
+use crate::widget::{FeedEvent, FeedOut};
 
 /// The running parts of live reload; [`KbLive::stop`] before the worker.
 pub struct KbLive {
@@ -92,7 +92,7 @@ pub fn on_reloaded(
     engine: &Engine,
     live: &KbLive,
     catalog: &mut Arc<Vec<StoredArticle>>,
-    hub: Option<&WidgetHub>,
+    hub: Option<&FeedOut>,
 ) {
     if let Some(c) = live.take_catalog() {
         *catalog = c;
@@ -100,7 +100,7 @@ pub fn on_reloaded(
     let Some(hub) = hub else { return };
     for c in engine.conversations().filter(|c| c.ended_at.is_none()) {
         for s in c.suggestions.iter().filter(|s| r.changed.contains(&s.article_id)) {
-            hub.publish(FeedEvent::Update {
+            let _ = hub.publish(FeedEvent::Update {
                 conversation_id: c.id.clone(),
                 suggestion_id: s.id.clone(),
                 state: "changed".into(),

@@ -138,10 +138,17 @@ pub struct WidgetHub {
 impl WidgetHub {
     /// A hub with the `[widget]` section's limits.
     pub fn new(config: &WidgetConfig) -> Self {
+        Self::with_epoch(config, rand::random())
+    }
+
+    /// A hub whose event ids are `{epoch}-{n}` with a given epoch: on a
+    /// floor every worker's hub uses the stream's, so an id one worker gave
+    /// out resumes a page on any other.
+    pub fn with_epoch(config: &WidgetConfig, epoch: u32) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner { feeds: HashMap::new(), swept: Instant::now() })),
             next_id: Arc::new(AtomicU64::new(1)),
-            epoch: rand::random(),
+            epoch,
             max_suggestions: config.max_suggestions_per_call.max(1),
             max_events: config.max_events_per_call.max(config.max_suggestions_per_call).max(1),
             max_calls: config.max_calls.max(1),
@@ -157,6 +164,18 @@ impl WidgetHub {
     /// Idempotent: a suggestion id seen before, an update that changes
     /// nothing, or a second end is a [`PublishOutcome::Duplicate`].
     pub fn publish(&self, ev: FeedEvent) -> PublishOutcome {
+        self.publish_with(ev, None)
+    }
+
+    /// [`Self::publish`] under a given event number (on a floor, the
+    /// event's sequence in the stream, the same on every worker). Numbers
+    /// must grow per call; one at or below the feed's last is a redelivery
+    /// and a [`PublishOutcome::Duplicate`].
+    pub fn publish_at(&self, ev: FeedEvent, n: u64) -> PublishOutcome {
+        self.publish_with(ev, Some(n))
+    }
+
+    fn publish_with(&self, ev: FeedEvent, n: Option<u64>) -> PublishOutcome {
         // Markdown is rendered before taking the lock.
         let shown = match &ev {
             FeedEvent::Suggestion(s) => Some(Shown {
@@ -182,6 +201,9 @@ impl WidgetHub {
             return PublishOutcome::Unknown; // unreachable: publishing may always make room
         };
         feed.touched = now;
+        if n.is_some_and(|n| n <= feed.head()) {
+            return PublishOutcome::Duplicate;
+        }
         let (kind, data) = match ev {
             FeedEvent::Participants { agent_user_ids, .. } => {
                 feed.agents = agent_user_ids;
@@ -222,7 +244,8 @@ impl WidgetHub {
                 ("ended", json!({ "conversation_id": conversation_id }).to_string().into())
             }
         };
-        let item = FeedItem { id: Some(self.next_id.fetch_add(1, Ordering::Relaxed)), kind, data };
+        let id = n.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+        let item = FeedItem { id: Some(id), kind, data };
         feed.log.push_back(item.clone());
         while feed.log.len() > self.max_events {
             if let Some(gone) = feed.log.pop_front() {
@@ -311,7 +334,10 @@ impl WidgetHub {
         } else {
             feed.snapshot(conversation_id)
         };
-        Subscription { replay, live: feed.tx.subscribe(), after: feed.head(), ended: feed.ended_at.is_some() }
+        // A page may have read further on another worker of a floor than
+        // this hub has yet: what it has seen is not sent again.
+        let after = feed.head().max(resume.unwrap_or(0));
+        Subscription { replay, live: feed.tx.subscribe(), after, ended: feed.ended_at.is_some() }
     }
 
     /// The agent users of a call, as last published; `None` for a call the

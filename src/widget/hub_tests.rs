@@ -137,3 +137,28 @@ fn calls_beyond_the_limit_push_out_the_longest_ended() {
     h.publish(suggestion("b", "1"));
     assert!(h.shows("a", "1") && h.shows("b", "1") && h.agents("made-up").is_none());
 }
+
+#[test]
+fn hubs_fed_the_same_numbered_events_resume_each_others_pages() {
+    let config = WidgetConfig::default();
+    let (a, b) = (WidgetHub::with_epoch(&config, 7), WidgetHub::with_epoch(&config, 7));
+    // Hub `a` has read the stream further than hub `b`.
+    assert_eq!(a.publish_at(suggestion("c", "s1"), 10), PublishOutcome::Delivered);
+    assert_eq!(a.publish_at(suggestion("c", "s2"), 14), PublishOutcome::Delivered);
+    assert_eq!(a.publish_at(suggestion("c", "s2"), 14), PublishOutcome::Duplicate, "a redelivery");
+    assert_eq!(b.publish_at(suggestion("c", "s1"), 10), PublishOutcome::Delivered);
+    // A page that read both on `a` moves to `b`: nothing is replayed, and
+    // `s2` is not sent again when `b` catches up; `s3` is.
+    let last = a.event_id(14);
+    let mut sub = b.subscribe("c", Some(&last));
+    assert!(sub.replay.is_empty());
+    assert_eq!(sub.after, 14);
+    b.publish_at(suggestion("c", "s2"), 14);
+    b.publish_at(suggestion("c", "s3"), 20);
+    let live: Vec<_> =
+        std::iter::from_fn(|| sub.live.try_recv().ok()).filter(|i| i.id > Some(sub.after)).collect();
+    assert_eq!(ids(&live), [("suggestion", Some(20))]);
+    // A page from `b` resumes on `a` after event 10 with exactly `s2`.
+    let sub = a.subscribe("c", Some(&b.event_id(10)));
+    assert_eq!(ids(&sub.replay), [("suggestion", Some(14))]);
+}

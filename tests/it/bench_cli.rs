@@ -1,7 +1,9 @@
 //! The benchmarks as a user runs them, small: `bench e2e` in both dialects
 //! finishes (last round it hung in the notifications dialect, and nothing
 //! ran it) and its pages read every suggestion delivered to the widget;
-//! `bench load --widgets` runs with and without pages and reports both.
+//! `bench load --widgets` runs with and without pages and reports both;
+//! `bench load --workers 2 --nats` runs floors of one and two workers on a
+//! real nats-server beside the single process.
 
 use serde_json::Value;
 
@@ -41,4 +43,43 @@ fn bench_load_compares_the_pipeline_without_and_with_open_agent_pages() {
         assert!(t["widget_events"].as_u64().unwrap() > 0, "the open pages read suggestions: {t}");
     }
     assert!(r["widgets_p99_ratio"].as_f64().unwrap() > 0.0, "{r}");
+}
+
+#[test]
+fn bench_load_runs_floors_of_one_and_two_workers_beside_the_single_process() {
+    let nats = crate::nats_support::NatsServer::start();
+    let r = bench(&[
+        "load",
+        "--conversations",
+        "6",
+        "--duration-s",
+        "4",
+        "--every-s",
+        "1",
+        "--workers",
+        "2",
+        "--nats",
+        &nats.url(),
+    ]);
+    let trials = r["trials"].as_array().unwrap();
+    let workers: Vec<u64> = trials.iter().map(|t| t["workers"].as_u64().unwrap()).collect();
+    assert_eq!(workers, [0, 1, 2], "{r}");
+    for t in trials {
+        assert!(t["pushes"].as_u64().unwrap() > 0, "every mode pushed: {t}");
+        assert!(t["event_to_push"]["n"].as_u64().unwrap() > 0, "{t}");
+    }
+    for t in trials.iter().filter(|t| t["workers"] != 0) {
+        // The queues were split by the leases: all held, each worker some.
+        let held: Vec<u64> =
+            t["queues_held"].as_array().unwrap().iter().map(|q| q.as_u64().unwrap()).collect();
+        assert_eq!(held.len() as u64, t["workers"].as_u64().unwrap(), "{t}");
+        assert_eq!(held.iter().sum::<u64>(), 6, "{t}");
+        assert!(held.iter().all(|q| *q > 0), "{t}");
+        // The server's CPU was read from /proc.
+        let share = t["bus_cpu_share"].as_f64().expect("the bus's share of CPU");
+        assert!((0.0..1.0).contains(&share) && t["bus_cpu_percent"].as_f64().unwrap() >= 0.0, "{t}");
+    }
+    let added: Vec<u64> =
+        r["floor_added"].as_array().unwrap().iter().map(|a| a["workers"].as_u64().unwrap()).collect();
+    assert_eq!(added, [1, 2], "{r}");
 }

@@ -18,21 +18,21 @@ use crate::nats_support::NatsServer;
 use crate::support::net::{sim_config, start};
 use crate::support::{bundled_scripts, console_process, link_model};
 
-const QUEUES: [&str; 3] = ["queue-a", "queue-b", "queue-c"];
+pub const QUEUES: [&str; 3] = ["queue-a", "queue-b", "queue-c"];
 
 /// A floor process (worker or console), its stdout lines on a channel.
-struct Member {
-    name: String,
+pub struct Member {
+    pub name: String,
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<Value>,
     stderr: PathBuf,
     /// Everything read so far.
-    seen: Vec<Value>,
+    pub seen: Vec<Value>,
 }
 
 impl Member {
-    fn start(root: &Path, name: &str, args: &[&str], sim: &SimHandle) -> Self {
+    pub fn start(root: &Path, name: &str, args: &[&str], sim: &SimHandle) -> Self {
         crate::support::warm_index();
         let dir = root.join(name);
         link_model(&dir);
@@ -62,7 +62,7 @@ impl Member {
         Self { name: name.into(), child, stdin, lines, stderr, seen: Vec::new() }
     }
 
-    fn worker(root: &Path, name: &str, nats: &str, mode: &str, ttl: &str, sim: &SimHandle) -> Self {
+    pub fn worker(root: &Path, name: &str, nats: &str, mode: &str, ttl: &str, sim: &SimHandle) -> Self {
         let mut args =
             vec!["worker", "--nats", nats, "--mode", mode, "--lease-ttl", ttl, "--exit-after", "300s"];
         for q in QUEUES {
@@ -76,7 +76,7 @@ impl Member {
     }
 
     /// Reads what has arrived (waiting up to `wait` for the first line).
-    fn pump(&mut self, wait: Duration) {
+    pub fn pump(&mut self, wait: Duration) {
         match self.lines.recv_timeout(wait) {
             Ok(v) => self.seen.push(v),
             Err(mpsc::RecvTimeoutError::Timeout) => return,
@@ -89,19 +89,19 @@ impl Member {
         }
     }
 
-    fn events(&self, kind: &str) -> impl Iterator<Item = &Value> {
+    pub fn events(&self, kind: &str) -> impl Iterator<Item = &Value> {
         self.seen.iter().filter(move |v| v["event"] == kind)
     }
 
     /// Conversations this member saw start.
-    fn calls(&self) -> BTreeSet<String> {
+    pub fn calls(&self) -> BTreeSet<String> {
         self.events("conversation_started")
             .filter_map(|v| v["conversation_id"].as_str().map(String::from))
             .collect()
     }
 
     /// Queues this member holds (acquired and not lost since).
-    fn held(&self) -> BTreeSet<String> {
+    pub fn held(&self) -> BTreeSet<String> {
         let mut held = BTreeSet::new();
         for v in self.events("lease") {
             let q = v["queue"].as_str().unwrap_or_default().to_string();
@@ -121,7 +121,7 @@ impl Member {
         }
     }
 
-    fn kill9(mut self) {
+    pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -135,7 +135,7 @@ impl Drop for Member {
 }
 
 /// Pumps every member until `done` holds, or panics after `timeout`.
-fn until(
+pub fn until(
     members: &mut [&mut Member],
     timeout: Duration,
     what: &str,
@@ -151,7 +151,7 @@ fn until(
 }
 
 /// The bundled scripts spread over three queues, playing in a loop.
-async fn floor_sim(speed: f64) -> SimHandle {
+pub async fn floor_sim(speed: f64) -> SimHandle {
     let mut scripts = bundled_scripts();
     for (i, s) in scripts.iter_mut().enumerate() {
         s.queue_id = Some(QUEUES[i % QUEUES.len()].to_string());

@@ -12,6 +12,7 @@ mod bench_cli;
 mod console_cli;
 mod floor;
 mod floor_tui;
+mod floor_widget;
 mod hardening_net;
 mod hardening_runtime;
 mod kb;
