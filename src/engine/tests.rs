@@ -3,6 +3,8 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod auto_rule;
+
 use super::*;
 use crate::domain::{PushAttempt, PushOutcome, PushRequest, Sink, Speaker, StreamEvent, TranscriptEvent};
 
@@ -188,6 +190,8 @@ fn auto_mode_sends_above_auto_and_switching_modes_applies_to_waiting_suggestions
     let mut e = engine(|p| {
         p.mode = Mode::Auto;
         p.auto = 0.55;
+        // Thresholds alone decide here (the best-only rule: tests/auto_rule.rs).
+        p.auto_best_only = false;
     });
     let fx = search_with(&mut e, "c1", "u1", "help", vec![hit("a", 0.70), hit("b", 0.50)], 0);
     let sent = pushes(&fx);
@@ -217,6 +221,8 @@ fn cooldown_and_rate_cap_limit_automatic_pushes() {
         p.mode = Mode::Auto;
         p.max_pushes_per_minute = 2;
         p.cooldown = Duration::from_secs(300);
+        // Several articles of one search go out: the cap is what is tested.
+        p.auto_best_only = false;
     });
     let fx = search_with(&mut e, "c", "u1", "x", vec![hit("a", 0.9), hit("b", 0.8), hit("c", 0.7)], 0);
     let sent = pushes(&fx);
