@@ -110,7 +110,8 @@ pub fn run_with(
     let model = ModelSpec::installed(paths);
     let mut policy = policy(opts);
     if let Some(c) = &retriever.calibration {
-        policy.apply_precision_targets(|p| c.threshold_for(p));
+        // As the runtime should (it still applies the thresholds only).
+        c.apply_to(&mut policy);
     }
     if let Some(a) = opts.auto {
         // A raw auto threshold below `push` lowers `push` with it.

@@ -143,6 +143,23 @@ impl Calibration {
         }
     }
 
+    /// Applies this calibration to a policy: the precision targets become
+    /// thresholds ([`Self::threshold_for`]), and when `auto` is set by its
+    /// target, auto mode's credits become the call-window fit's — or none
+    /// without one, since credits fitted against another map would mean
+    /// nothing against this one. A raw `auto` keeps the configured
+    /// credits. Returns what changed, for the log.
+    pub fn apply_to(&self, policy: &mut crate::engine::Policy) -> Vec<String> {
+        let mut notes = policy.apply_precision_targets(|p| self.threshold_for(p));
+        let (per_vote, per_lead) = self.calls.as_ref().map_or((0.0, 0.0), |c| (c.agreement, c.lead));
+        if policy.auto_precision > 0.0 && (policy.agreement_bonus, policy.lead_weight) != (per_vote, per_lead)
+        {
+            (policy.agreement_bonus, policy.lead_weight) = (per_vote, per_lead);
+            notes.push(format!("auto credit {per_vote:.3} per earlier best, {per_lead:.3} per unit of lead"));
+        }
+        notes
+    }
+
     /// Reads a stored calibration; `None` when there is none or it does not parse.
     pub fn load(dir: &Path) -> Option<Self> {
         serde_json::from_str(&std::fs::read_to_string(dir.join(FILE)).ok()?).ok()

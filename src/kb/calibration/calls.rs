@@ -244,6 +244,25 @@ mod tests {
     }
 
     #[test]
+    fn a_calibration_sets_the_credits_only_with_a_calibrated_auto() {
+        let q =
+            super::super::Calibration::fit(&[(0.1, false), (0.2, true), (0.3, false), (0.4, true)]).unwrap();
+        let fit = CallFit::fit(&samples(), 10).unwrap();
+        let mut p = crate::engine::Policy { auto_precision: 0.7, agreement_bonus: 0.9, ..Default::default() };
+        super::super::Calibration { calls: Some(fit.clone()), ..q.clone() }.apply_to(&mut p);
+        assert_eq!((p.agreement_bonus, p.lead_weight), (fit.agreement, fit.lead));
+        assert_eq!(Some(p.auto), fit.threshold_for(0.7));
+        // A question map alone: no credit, whatever the config said.
+        let mut p = crate::engine::Policy { auto_precision: 0.7, agreement_bonus: 0.9, ..Default::default() };
+        q.apply_to(&mut p);
+        assert_eq!((p.agreement_bonus, p.lead_weight), (0.0, 0.0));
+        // A raw auto keeps the configured credits.
+        let mut p = crate::engine::Policy { auto_precision: 0.0, agreement_bonus: 0.3, ..Default::default() };
+        q.apply_to(&mut p);
+        assert_eq!(p.agreement_bonus, 0.3);
+    }
+
+    #[test]
     fn votes_are_counted_per_call_and_article() {
         let w = windows([
             ("a", "x", 0.5, 0.4, true),
