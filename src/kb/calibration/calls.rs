@@ -173,13 +173,14 @@ fn solve(mut h: [[f64; 4]; 4], mut g: [f64; 4]) -> Option<[f64; 4]> {
         }
         h.swap(col, pivot);
         g.swap(col, pivot);
-        for r in 0..4 {
+        let (top, gc) = (h[col], g[col]);
+        for (r, row) in h.iter_mut().enumerate() {
             if r != col {
-                let f = h[r][col] / h[col][col];
-                for c in col..4 {
-                    h[r][c] -= f * h[col][c];
+                let f = row[col] / top[col];
+                for (x, t) in row.iter_mut().zip(top.iter()).skip(col) {
+                    *x -= f * t;
                 }
-                g[r] -= f * g[col];
+                g[r] -= f * gc;
             }
         }
     }
