@@ -268,8 +268,13 @@ pub enum KbCommand {
     /// thresholds reaching given precisions.
     Calibrate {
         /// The labelled queries file.
-        #[arg(long, value_name = "FILE")]
-        queries: PathBuf,
+        #[arg(long, value_name = "FILE", required_unless_present = "calls", conflicts_with = "calls")]
+        queries: Option<PathBuf>,
+        /// Or a directory of labelled call scripts (the simulator's format,
+        /// with `expected_articles`): fits on their search windows, with the
+        /// agreement of successive searches.
+        #[arg(long, value_name = "DIR")]
+        calls: Option<PathBuf>,
         #[command(flatten)]
         source: KbSource,
         /// Precisions to print thresholds for.
@@ -415,6 +420,21 @@ pub enum BenchCommand {
         /// Fusion of dense and BM25 rankings (default: the KB's).
         #[arg(long)]
         fusion: Option<crate::kb::rank::Fusion>,
+        /// Play the call scripts in this directory instead of the bundled ones.
+        #[arg(long)]
+        calls: Option<std::path::PathBuf>,
+        /// Write every search (window, hits, signals) as JSON lines to this file.
+        #[arg(long)]
+        dump: Option<std::path::PathBuf>,
+        /// Another `agreement_bonus` than the policy's (sweeps).
+        #[arg(long)]
+        agreement: Option<f32>,
+        /// Another `lead_weight` than the policy's (sweeps).
+        #[arg(long)]
+        lead: Option<f32>,
+        /// Let auto mode send runners-up too, not only each search's best.
+        #[arg(long)]
+        all_ranks: bool,
         #[arg(long)]
         json: bool,
     },

@@ -10,6 +10,7 @@
 //! push log in [`push`].
 
 mod agent;
+mod auto;
 pub mod conversation;
 pub mod durable;
 pub mod kb_reload;
@@ -405,6 +406,7 @@ impl Engine {
         }
         c.matches_query = c.window_text.clone();
         c.matches = hits;
+        self.note_best(id);
         self.apply_matches(id, timing.finished, now, fx);
     }
 
@@ -458,40 +460,6 @@ impl Engine {
         }
         c.trim_suggestions();
         self.auto_send(id, Some(matched_at), now, fx);
-    }
-
-    /// In auto mode, sends queued suggestions at or above `auto`, best
-    /// first, within the per-minute cap.
-    fn auto_send(&mut self, id: &str, matched_at: Option<Instant>, now: Instant, fx: &mut Vec<Effect>) {
-        let (auto, cap, global, paused_all) =
-            (self.policy.auto, self.policy.max_pushes_per_minute, self.policy.mode, self.paused_all);
-        let Some(c) = self.conversations.get_mut(id) else { return };
-        if c.effective_mode(global) != Mode::Auto
-            || c.paused
-            || paused_all
-            || c.ended_at.is_some()
-            || !self.ledger_ok
-        {
-            return;
-        }
-        let mut ready: Vec<usize> = (0..c.suggestions.len())
-            .filter(|&i| c.suggestions[i].state == SuggestionState::Queued && c.suggestions[i].score >= auto)
-            .collect();
-        ready.sort_by(|&a, &b| c.suggestions[b].score.total_cmp(&c.suggestions[a].score));
-        let mut chosen = Vec::new();
-        for i in ready {
-            if c.auto_sends_last_minute(now) >= cap as usize {
-                break;
-            }
-            c.auto_sends.push_back(now);
-            chosen.push(c.suggestions[i].id.clone());
-        }
-        for sid in chosen {
-            if let Some(at) = matched_at {
-                self.metrics.record(Stage::Decide, at, now);
-            }
-            self.send(id, &sid, Actor::Auto, Action::Send, now, fx);
-        }
     }
 
     fn on_tick(&mut self, now: Instant, fx: &mut Vec<Effect>) {

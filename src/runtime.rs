@@ -217,7 +217,7 @@ impl Runtime {
         // Target precisions become score thresholds when the KB is calibrated.
         let mut policy = config.policy.clone();
         if let Some(c) = &retriever.calibration {
-            let notes = policy.apply_precision_targets(|p| c.threshold_for(p));
+            let notes = c.apply_to(&mut policy);
             tracing::info!(?notes, "thresholds from the calibration");
         }
         let catalog = Arc::new(retriever.kb.articles.clone());

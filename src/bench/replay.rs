@@ -35,6 +35,15 @@ pub struct Options {
     pub auto: Option<f32>,
     /// Another fusion than the default (its calibration, if any, follows).
     pub fusion: Option<crate::kb::rank::Fusion>,
+    /// Other call scripts than the bundled ones (e.g. the calibration calls).
+    pub calls: Option<std::path::PathBuf>,
+    /// Writes every search (window, hits, signals) as JSON lines here.
+    pub dump: Option<std::path::PathBuf>,
+    /// Other credits for agreement and lead than the policy's (sweeps).
+    pub agreement: Option<f32>,
+    pub lead: Option<f32>,
+    /// Let auto mode send runners-up too (the rule before agreement).
+    pub all_ranks: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,7 +59,15 @@ pub struct Report {
     pub auto: f32,
     pub fusion: String,
     pub calibrated: bool,
+    pub agreement_bonus: f32,
+    pub lead_weight: f32,
+    pub auto_best_only: bool,
     pub relevance: Relevance,
+    /// Every search's best article, labelled by the call's expected
+    /// articles (a call expecting none makes every window wrong): what
+    /// `kb calibrate --calls` fits on.
+    #[serde(skip)]
+    pub windows: Vec<crate::kb::calibration::Window>,
 }
 
 /// The policy the replay runs: auto mode, with the defaults or pushing all.
@@ -68,13 +85,11 @@ fn policy(opts: &Options) -> Policy {
 }
 
 pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report> {
-    let scripts = sim::load_scripts(&sim::default_conversations())?;
-    let model = ModelSpec::installed(paths);
     let kb_opts = KbOptions {
         sources: crate::config::Config::default().kb.sources(),
         kind: crate::kb::IndexKind::Flat,
         hnsw: crate::kb::HnswParams::default(),
-        model: model.clone(),
+        model: ModelSpec::installed(paths),
         force_rebuild: false,
     };
     let (mut retriever, _) = Retriever::open(&kb_opts, paths, &mut |_| {})?;
@@ -82,20 +97,41 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         retriever.kb.fusion = f;
         retriever.calibration = crate::kb::calibration::for_kb(&retriever.kb);
     }
+    run_with(&mut retriever, paths, opts)
+}
+
+/// The replay on a loaded KB (`kb calibrate --calls` passes its own).
+pub fn run_with(
+    retriever: &mut Retriever,
+    paths: &AppPaths,
+    opts: &Options,
+) -> color_eyre::eyre::Result<Report> {
+    let scripts = sim::load_scripts(&opts.calls.clone().unwrap_or_else(sim::default_conversations))?;
+    let model = ModelSpec::installed(paths);
     let mut policy = policy(opts);
     if let Some(c) = &retriever.calibration {
-        policy.apply_precision_targets(|p| c.threshold_for(p));
+        // As the runtime should (it still applies the thresholds only).
+        c.apply_to(&mut policy);
     }
     if let Some(a) = opts.auto {
         // A raw auto threshold below `push` lowers `push` with it.
         policy.auto = a;
         policy.push = policy.push.min(a);
     }
+    if let Some(b) = opts.agreement {
+        policy.agreement_bonus = b;
+    }
+    if let Some(l) = opts.lead {
+        policy.lead_weight = l;
+    }
+    if opts.all_ranks {
+        policy.auto_best_only = false;
+    }
     let classifier = NeedClassifier::bundled_for(&retriever.kb.manifest.model_hash);
     policy.need_detection &= classifier.is_some();
-    let mut judge_embedder = FastEmbedder::load(&model)?;
+    let judge_embedder = FastEmbedder::load(&model)?;
     let mut engine = Engine::new(policy.clone(), "replay");
-    let mut log = Vec::new();
+    let mut side = Side { retriever, judge_embedder, classifier, log: Vec::new(), dump: Vec::new() };
     let base = Instant::now();
     for (n, s) in scripts.iter().enumerate() {
         // Each call starts an hour after the previous one: they never overlap.
@@ -109,15 +145,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             // Timers due before this utterance fire first.
             while let Some(due) = engine.next_deadline().filter(|d| *d <= now) {
                 fx.extend(engine.handle(Msg::Tick, due));
-                settle(
-                    &mut engine,
-                    &mut fx,
-                    due,
-                    &mut retriever,
-                    &mut judge_embedder,
-                    &classifier,
-                    &mut log,
-                )?;
+                settle(&mut engine, &mut fx, due, &mut side)?;
             }
             let speaker = if u.channel == "EXTERNAL" { Speaker::Customer } else { Speaker::Agent };
             fx.extend(engine.handle(
@@ -131,20 +159,40 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
                 })),
                 now,
             ));
-            settle(&mut engine, &mut fx, now, &mut retriever, &mut judge_embedder, &classifier, &mut log)?;
+            settle(&mut engine, &mut fx, now, &mut side)?;
         }
         let end = start + Duration::from_millis(s.utterances.last().map_or(0, |u| u.at_ms) + 10_000);
         while let Some(due) = engine.next_deadline().filter(|d| *d <= end) {
             fx.extend(engine.handle(Msg::Tick, due));
-            settle(&mut engine, &mut fx, due, &mut retriever, &mut judge_embedder, &classifier, &mut log)?;
+            settle(&mut engine, &mut fx, due, &mut side)?;
         }
         fx.extend(
             engine.handle(Msg::Stream(StreamEvent::ConversationEnded { conversation_id: s.id.clone() }), end),
         );
-        settle(&mut engine, &mut fx, end, &mut retriever, &mut judge_embedder, &classifier, &mut log)?;
+        settle(&mut engine, &mut fx, end, &mut side)?;
+    }
+    if let Some(path) = &opts.dump {
+        let lines: Vec<String> = side.dump.iter().map(|v| v.to_string() + "\n").collect();
+        std::fs::write(path, lines.concat())?;
     }
     let expected: BTreeMap<String, Vec<String>> =
         scripts.iter().map(|s| (s.id.clone(), s.expected_articles.clone())).collect();
+    let best: Vec<(String, String, f32, f32, bool)> = side
+        .dump
+        .iter()
+        .filter_map(|v| {
+            let call = v["conversation_id"].as_str()?.to_string();
+            let top = &v["hits"][0];
+            let article = top["article_id"].as_str()?.to_string();
+            let relevant = expected.get(&call).is_some_and(|w| w.contains(&article));
+            let score = top["score"].as_f64()? as f32;
+            let runner_up = v["hits"][1]["score"].as_f64().map_or(score, |s| s as f32);
+            Some((call, article, score, runner_up, relevant))
+        })
+        .collect();
+    let windows = crate::kb::calibration::windows(
+        best.iter().map(|(c, a, s, u, r)| (c.as_str(), a.as_str(), *s, *u, *r)),
+    );
     let summary = engine.metrics().summary();
     Ok(Report {
         calls: scripts.len(),
@@ -155,10 +203,25 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         every_search: opts.every_search,
         push: policy.push,
         auto: policy.auto,
-        fusion: format!("{:?}", retriever.kb.fusion),
-        calibrated: retriever.calibration.is_some(),
-        relevance: super::e2e::quality_of(&log, &expected),
+        fusion: format!("{:?}", side.retriever.kb.fusion),
+        calibrated: side.retriever.calibration.is_some(),
+        agreement_bonus: policy.agreement_bonus,
+        lead_weight: policy.lead_weight,
+        auto_best_only: policy.auto_best_only,
+        relevance: super::e2e::quality_of(&side.log, &expected),
+        windows,
     })
+}
+
+/// What answers the engine's effects in the replay, and what it keeps.
+struct Side<'a> {
+    retriever: &'a mut Retriever,
+    judge_embedder: FastEmbedder,
+    classifier: Option<NeedClassifier>,
+    /// The engine's records (audit log).
+    log: Vec<serde_json::Value>,
+    /// Every search with its hits and signals (`--dump`).
+    dump: Vec<serde_json::Value>,
 }
 
 /// Answers every effect at `now` (verdicts, searches, ledger, delivery)
@@ -167,11 +230,9 @@ fn settle(
     engine: &mut Engine,
     fx: &mut Vec<Effect>,
     now: Instant,
-    retriever: &mut Retriever,
-    judge_embedder: &mut FastEmbedder,
-    classifier: &Option<NeedClassifier>,
-    log: &mut Vec<serde_json::Value>,
+    side: &mut Side<'_>,
 ) -> color_eyre::eyre::Result<()> {
+    let Side { retriever, judge_embedder, classifier, log, dump } = side;
     let mut queue: VecDeque<Effect> = std::mem::take(fx).into();
     while let Some(e) = queue.pop_front() {
         let answer = match e {
@@ -186,12 +247,19 @@ fn settle(
                 });
                 Some(Msg::NeedJudged { conversation_id, utterance_id, need })
             }
-            Effect::Search { request, conversation_id, query, k } => Some(Msg::SearchDone {
-                request,
-                conversation_id,
-                hits: retriever.query(&query, k)?,
-                timing: SearchTiming { started: now, finished: now },
-            }),
+            Effect::Search { request, conversation_id, query, k } => {
+                let ranked = retriever.query_ranked(&query, k)?;
+                dump.push(serde_json::json!({
+                    "conversation_id": conversation_id, "request": request, "query": query,
+                    "hits": ranked.hits, "signals": format!("{:?}", ranked.signals),
+                }));
+                Some(Msg::SearchDone {
+                    request,
+                    conversation_id,
+                    hits: ranked.hits,
+                    timing: SearchTiming { started: now, finished: now },
+                })
+            }
             Effect::Push(req) => Some(Msg::Durable(vec![req])),
             Effect::Deliver(req) => {
                 for sink in &req.sinks {
@@ -239,6 +307,12 @@ pub fn print_table(r: &Report) {
         r.auto,
         r.fusion,
         r.calibrated
+    );
+    println!(
+        "  auto credit: {:.3} per earlier search with the same best, {:.3} per unit of lead; auto sends {}",
+        r.agreement_bonus,
+        r.lead_weight,
+        if r.auto_best_only { "the best article only" } else { "any article above the threshold" }
     );
     println!(
         "  best article relevant in {:.1}% of searches; {} of {} calls got one",

@@ -56,12 +56,20 @@ pub fn run(cmd: KbCommand, config_file: Option<&Path>, paths: &AppPaths) -> Resu
         KbCommand::Sync(crate::cli::SyncCommand::Genesys(args)) => {
             return sync::genesys(&args, config_file, paths);
         }
-        KbCommand::Calibrate { queries, source, precision, out, json } => {
-            let labelled = eval::load_queries(&queries)?;
+        KbCommand::Calibrate { queries, calls, source, precision, out, json } => {
             let opts = options(&source, paths)?;
             let (mut r, _) = open(&opts, paths, json)?;
             set_fusion(&mut r, &source);
-            calibrate::run(&mut r, &labelled, &precision, out.as_deref(), json)?;
+            match (queries, calls) {
+                (Some(q), _) => {
+                    let labelled = eval::load_queries(&q)?;
+                    calibrate::run(&mut r, &labelled, &precision, out.as_deref(), json)?;
+                }
+                (None, Some(dir)) => {
+                    calibrate::run_calls(&mut r, paths, &dir, &precision, out.as_deref(), json)?;
+                }
+                (None, None) => return Err(color_eyre::eyre::eyre!("give --queries FILE or --calls DIR")),
+            }
         }
         KbCommand::Need { data, out, generated, recall, json } => {
             need::run(&data, &out, &ModelSpec::installed(paths), generated, recall, json)?;

@@ -67,6 +67,15 @@ pub struct Conversation {
     /// stream; ended if the stream stays silent about it (it ended while
     /// we were down).
     pub restored_at: Option<Instant>,
+    /// How many current searches had each article best, and for the latest
+    /// search's best: how many earlier searches had it best too (votes) and
+    /// its lead over the runner-up — what auto mode credits ([`super::auto`]).
+    pub best_counts: HashMap<String, u32>,
+    pub best_votes: u32,
+    pub best_lead: f32,
+    /// Why the latest search's best article was or was not sent
+    /// automatically, for the matches pane.
+    pub auto_note: Option<String>,
 }
 
 impl Conversation {
@@ -95,6 +104,10 @@ impl Conversation {
             searches: 0,
             participants: Vec::new(),
             restored_at: None,
+            best_counts: HashMap::new(),
+            best_votes: 0,
+            best_lead: 0.0,
+            auto_note: None,
         }
     }
 

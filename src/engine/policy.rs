@@ -85,6 +85,16 @@ pub struct Policy {
     pub push_precision: f32,
     /// The same for `auto`.
     pub auto_precision: f32,
+    /// Score `auto` is lowered by, for a search's best article, per earlier
+    /// search of the call that had the same best article (at most 3) ...
+    pub agreement_bonus: f32,
+    /// ... and per unit of its lead over the runner-up. 0 and 0 make `auto`
+    /// a plain threshold. The defaults are the credits fitted on call
+    /// windows for the sample KB (`kb calibrate --calls`).
+    pub lead_weight: f32,
+    /// Auto mode sends only the latest search's best article, never a
+    /// runner-up.
+    pub auto_best_only: bool,
     pub top_k: usize,
     /// Final customer utterances in the query.
     pub window: usize,
@@ -122,8 +132,11 @@ impl Default for Policy {
             show: 0.35,
             push: 0.45,
             auto: 0.50,
-            push_precision: 0.8,
-            auto_precision: 0.82,
+            push_precision: 0.0,
+            auto_precision: 0.67,
+            agreement_bonus: 0.196,
+            lead_weight: 2.245,
+            auto_best_only: true,
             top_k: 3,
             window: 2,
             window_max_words: 180,
@@ -195,6 +208,15 @@ impl Policy {
             if !(v.is_finite() && (0.0..1.0).contains(&v)) {
                 return Err(format!("`{name}` must be a precision from 0 (off) to below 1, not {v}"));
             }
+        }
+        if !(self.agreement_bonus.is_finite() && (0.0..=1.0).contains(&self.agreement_bonus)) {
+            return Err(format!(
+                "`agreement_bonus` must be a score from 0 to 1, not {}",
+                self.agreement_bonus
+            ));
+        }
+        if !(self.lead_weight.is_finite() && (0.0..=10.0).contains(&self.lead_weight)) {
+            return Err(format!("`lead_weight` must be from 0 to 10, not {}", self.lead_weight));
         }
         if !(1..=MAX_TOP_K).contains(&self.top_k) {
             return Err(format!("`top_k` must be between 1 and {MAX_TOP_K}, not {}", self.top_k));

@@ -3,6 +3,11 @@
 use std::time::Duration;
 
 use super::tests_support::{at, customer, done, hit, pushes, said, searches};
+
+// A file beside this one (the arch test reads src/engine as flat files).
+#[path = "tests_auto.rs"]
+mod auto_rule;
+
 use super::*;
 use crate::domain::{PushAttempt, PushOutcome, PushRequest, Sink, Speaker, StreamEvent, TranscriptEvent};
 
@@ -134,6 +139,8 @@ fn auto_mode_sends_above_auto_and_switching_modes_applies_to_waiting_suggestions
     let mut e = engine(|p| {
         p.mode = Mode::Auto;
         p.auto = 0.55;
+        // Thresholds alone decide here (the best-only rule: tests/auto_rule.rs).
+        p.auto_best_only = false;
     });
     let fx = search_with(&mut e, "c1", "u1", "help", vec![hit("a", 0.70), hit("b", 0.50)], 0);
     let sent = pushes(&fx);
@@ -163,6 +170,8 @@ fn cooldown_and_rate_cap_limit_automatic_pushes() {
         p.mode = Mode::Auto;
         p.max_pushes_per_minute = 2;
         p.cooldown = Duration::from_secs(300);
+        // Several articles of one search go out: the cap is what is tested.
+        p.auto_best_only = false;
     });
     let fx = search_with(&mut e, "c", "u1", "x", vec![hit("a", 0.9), hit("b", 0.8), hit("c", 0.7)], 0);
     let sent = pushes(&fx);

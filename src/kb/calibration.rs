@@ -10,8 +10,11 @@
 //! logistic). The one with the lower held-out log-loss is refitted on all
 //! the data and kept; `kb calibrate` prints both figures.
 
+mod calls;
+
 use std::path::Path;
 
+pub use calls::{CallFit, MAX_VOTES, Window, windows};
 use serde::{Deserialize, Serialize};
 
 use super::KbError;
@@ -28,6 +31,9 @@ const EPS: f64 = 1e-3;
 pub enum Method {
     Isotonic,
     Platt,
+    /// Platt scaling in the score, the votes of earlier searches and the
+    /// lead over the runner-up (fitted on call windows, [`calls`]).
+    PlattAgreement,
 }
 
 /// A fitted map, with what it was fitted for.
@@ -48,6 +54,12 @@ pub struct Calibration {
     pub fusion: String,
     /// Held-out comparison of the two maps.
     pub holdout: Vec<HoldoutFit>,
+    /// The map fitted on call windows (`kb calibrate --calls`), when there
+    /// is one: its thresholds are the ones the policy's precision targets
+    /// take, while [`Calibration::probability`] stays the single-question
+    /// map the console shows beside a hit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<CallFit>,
 }
 
 /// How one map did on the held-out half.
@@ -88,6 +100,7 @@ impl Calibration {
             model_hash: String::new(),
             fusion: String::new(),
             holdout,
+            calls: None,
         })
     }
 
@@ -95,16 +108,25 @@ impl Calibration {
     pub fn probability(&self, score: f32) -> f32 {
         let p = match self.method {
             Method::Isotonic => interpolate(&self.knots, score),
-            Method::Platt => sigmoid(self.platt, score),
+            Method::Platt | Method::PlattAgreement => sigmoid(self.platt, score),
         };
         p.clamp(EPS, 1.0 - EPS) as f32
     }
 
     /// The lowest score whose probability reaches `p`, if any does: pushing
-    /// only at or above it keeps every push at least that likely.
+    /// only at or above it keeps every push at least that likely. With a
+    /// call-window fit, its threshold (for a best article without credit).
     pub fn threshold_for(&self, p: f64) -> Option<f32> {
+        if let Some(c) = &self.calls {
+            return c.threshold_for(p);
+        }
+        self.question_threshold_for(p)
+    }
+
+    /// [`Self::threshold_for`] of the single-question map.
+    pub fn question_threshold_for(&self, p: f64) -> Option<f32> {
         match self.method {
-            Method::Platt => {
+            Method::Platt | Method::PlattAgreement => {
                 let (a, b) = self.platt;
                 (a > 0.0 && p > 0.0 && p < 1.0).then(|| (((p / (1.0 - p)).ln() - b) / a) as f32)
             }
@@ -119,6 +141,23 @@ impl Calibration {
                 Some(s0 + (s1 - s0) * t as f32)
             }
         }
+    }
+
+    /// Applies this calibration to a policy: the precision targets become
+    /// thresholds ([`Self::threshold_for`]), and when `auto` is set by its
+    /// target, auto mode's credits become the call-window fit's — or none
+    /// without one, since credits fitted against another map would mean
+    /// nothing against this one. A raw `auto` keeps the configured
+    /// credits. Returns what changed, for the log.
+    pub fn apply_to(&self, policy: &mut crate::engine::Policy) -> Vec<String> {
+        let mut notes = policy.apply_precision_targets(|p| self.threshold_for(p));
+        let (per_vote, per_lead) = self.calls.as_ref().map_or((0.0, 0.0), |c| (c.agreement, c.lead));
+        if policy.auto_precision > 0.0 && (policy.agreement_bonus, policy.lead_weight) != (per_vote, per_lead)
+        {
+            (policy.agreement_bonus, policy.lead_weight) = (per_vote, per_lead);
+            notes.push(format!("auto credit {per_vote:.3} per earlier best, {per_lead:.3} per unit of lead"));
+        }
+        notes
     }
 
     /// Reads a stored calibration; `None` when there is none or it does not parse.

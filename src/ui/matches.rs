@@ -135,7 +135,14 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
         Line::from(vec![
             Span::styled(format!("┃show {:.2} ", p.show), Style::new().fg(theme::SHOW)),
             Span::styled(format!("┃push {:.2} ", p.push), Style::new().fg(theme::PUSH)),
-            Span::styled(format!("┃auto {:.2} ", p.auto), Style::new().fg(theme::AUTO)),
+            Span::styled(
+                if p.agreement_bonus > 0.0 || p.lead_weight > 0.0 {
+                    format!("┃auto {:.2} less credit ", p.auto)
+                } else {
+                    format!("┃auto {:.2} ", p.auto)
+                },
+                Style::new().fg(theme::AUTO),
+            ),
             Span::styled(format!(" {pass} of {total} matches in the last 10 min pass push"), theme::dim()),
         ]),
     ];
@@ -183,6 +190,11 @@ pub fn render(frame: &mut Frame, area: Rect, v: &View) {
     }
     if let Some(line) = verdict_line(v.engine.article_feedback(&row.hit.article_id)) {
         body.lines.insert(0, line);
+    }
+    // Why auto mode did or did not send the best article (auto mode only).
+    if let Some(note) = c.auto_note.as_ref().filter(|_| c.effective_mode(p.mode) == crate::engine::Mode::Auto)
+    {
+        body.lines.insert(0, Line::from(Span::styled(note.clone(), theme::dim())));
     }
     let passage = Paragraph::new(body).wrap(Wrap { trim: true });
     frame.render_widget(passage, detail);

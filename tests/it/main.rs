@@ -9,6 +9,7 @@ mod support;
 
 mod arch;
 mod bench_cli;
+mod call_calibration;
 mod console_cli;
 mod floor;
 mod floor_tui;
