@@ -10,6 +10,7 @@ mod support;
 mod arch;
 mod bench_cli;
 mod console_cli;
+mod embed_batching;
 mod floor;
 mod hardening_net;
 mod hardening_runtime;
