@@ -174,9 +174,11 @@ pub fn generate_kb(path: &Path, n: usize, pool: &[String]) -> std::io::Result<()
 
 /// Copies the first `n` lines of a JSON Lines file.
 fn first_records(from: &Path, to: &Path, n: usize) -> Result<(), KbError> {
-    let text = std::fs::read_to_string(from).map_err(|source| KbError::Io { path: from.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(from).map_err(|source| KbError::Io { path: from.to_path_buf(), source })?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(n).collect();
-    std::fs::write(to, lines.join("\n") + "\n").map_err(|source| KbError::Io { path: to.to_path_buf(), source })
+    std::fs::write(to, lines.join("\n") + "\n")
+        .map_err(|source| KbError::Io { path: to.to_path_buf(), source })
 }
 
 /// A build's figures and the texts it embedded.
@@ -284,10 +286,10 @@ pub fn run(paths: &AppPaths, opts: &Options) -> Result<Report, KbError> {
         let name = match &opts.records {
             Some(from) => {
                 first_records(from, &file, opts.generated_articles)?;
-                let stem = from.parent().and_then(|p| p.file_name()).map_or_else(
-                    || "records".to_string(),
-                    |s| s.to_string_lossy().into_owned(),
-                );
+                let stem = from
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .map_or_else(|| "records".to_string(), |s| s.to_string_lossy().into_owned());
                 format!("{stem}-{}", opts.generated_articles)
             }
             None => {

@@ -14,7 +14,9 @@ mod parallel;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use fastembed::{InitOptionsUserDefined, OutputKey, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+use fastembed::{
+    InitOptionsUserDefined, OutputKey, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
+};
 use sha2::{Digest, Sha256};
 
 pub use self::batch::Batching;
@@ -23,6 +25,12 @@ use crate::paths::AppPaths;
 
 /// MiniLM's input limit in word pieces (sentence-transformers uses 256).
 pub const MAX_TOKENS: usize = 256;
+
+/// Fewest batches worth loading the one-thread build sessions for: loading
+/// them takes a fraction of a second, which a few batches of work do not
+/// repay, and the live path's batched queries (a handful of texts) must
+/// never wait for it.
+const PARALLEL_MIN_BATCHES: usize = 8;
 
 const MODEL_FILES: [&str; 5] =
     ["model.onnx", "tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json"];
@@ -131,7 +139,8 @@ fn session(spec: &ModelSpec, threads: Option<usize>) -> Result<TextEmbedding, Kb
     if let Some(t) = threads {
         options = options.with_intra_threads(t);
     }
-    TextEmbedding::try_new_from_user_defined(user_model, options).map_err(|e| KbError::Model { message: e.to_string() })
+    TextEmbedding::try_new_from_user_defined(user_model, options)
+        .map_err(|e| KbError::Model { message: e.to_string() })
 }
 
 impl FastEmbedder {
@@ -141,7 +150,8 @@ impl FastEmbedder {
         let fingerprint = spec.fingerprint()?;
         let mut model = session(spec, spec.threads)?;
         let tokenizer_path = spec.model_dir.join("tokenizer.json");
-        let bytes = std::fs::read(&tokenizer_path).map_err(|source| KbError::Io { path: tokenizer_path, source })?;
+        let bytes =
+            std::fs::read(&tokenizer_path).map_err(|source| KbError::Io { path: tokenizer_path, source })?;
         let mut counter = tokenizers::Tokenizer::from_bytes(&bytes)
             .map_err(|e| KbError::Model { message: format!("tokenizer.json: {e}") })?;
         counter
@@ -197,18 +207,20 @@ impl Embedder for FastEmbedder {
         // Sort by length so each batch pads to about its own length, cut
         // batches by their padded size, then put the vectors back in input
         // order.
-        let lengths: Vec<usize> = texts.iter().map(|t| self.count_tokens(t).min(self.spec.info().max_tokens - 2)).collect();
+        let lengths: Vec<usize> =
+            texts.iter().map(|t| self.count_tokens(t).min(self.spec.info().max_tokens - 2)).collect();
         let mut order: Vec<usize> = (0..texts.len()).collect();
         if self.sort_by_length {
             order.sort_by_key(|&i| lengths[i]);
         }
         let sorted: Vec<&str> = order.iter().map(|&i| texts[i].as_str()).collect();
         let plan = batch::plan(&order.iter().map(|&i| lengths[i]).collect::<Vec<_>>(), self.batching);
-        let vectors = if self.build_sessions > 1 && plan.len() > 1 {
+        let vectors = if self.build_sessions > 1 && plan.len() >= PARALLEL_MIN_BATCHES {
             // Loaded per build and dropped after it, so a console that has
             // built its KB does not keep extra copies of the model.
-            let mut sessions =
-                (0..self.build_sessions).map(|_| session(&self.spec, Some(1))).collect::<Result<Vec<_>, _>>()?;
+            let mut sessions = (0..self.build_sessions)
+                .map(|_| session(&self.spec, Some(1)))
+                .collect::<Result<Vec<_>, _>>()?;
             parallel::run(&mut sessions, &sorted, &plan, progress)?
         } else {
             parallel::run(std::slice::from_mut(&mut self.model), &sorted, &plan, progress)?

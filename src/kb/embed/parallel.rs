@@ -28,7 +28,11 @@ pub fn run(
     let mut done = 0;
     let mut store = |range: &Range<usize>, vectors: Vec<Vec<f32>>| -> Result<(), KbError> {
         if vectors.len() != range.len() {
-            return Err(KbError::Embed(format!("model returned {} vectors for {}", vectors.len(), range.len())));
+            return Err(KbError::Embed(format!(
+                "model returned {} vectors for {}",
+                vectors.len(),
+                range.len()
+            )));
         }
         for (slot, v) in out[range.clone()].iter_mut().zip(vectors) {
             *slot = v;
