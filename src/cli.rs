@@ -343,18 +343,29 @@ pub struct GenesysSyncArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Index build throughput, cached load and query latency: sample KB and a
-    /// generated one.
+    /// Index build throughput, cached load and query latency: the sample KB
+    /// (long chunks) and a KB of short untitled records.
     Kb {
-        /// Records in the generated knowledge base (0 skips it).
+        /// Records in the short-record knowledge base (0 skips it).
         #[arg(long, default_value_t = 10_000)]
         articles: usize,
+        /// Take the short records from this JSON Lines file (its first
+        /// --articles lines) instead of generating them.
+        #[arg(long, value_name = "FILE")]
+        records: Option<PathBuf>,
         /// Single queries to time per knowledge base.
         #[arg(long, default_value_t = 300)]
         queries: usize,
-        /// Write the sample KB's embedded texts here (JSON string per line).
-        #[arg(long, value_name = "FILE")]
+        /// Write each KB's embedded texts into this directory as
+        /// <kb>.jsonl (JSON string per line).
+        #[arg(long, value_name = "DIR")]
         export_texts: Option<PathBuf>,
+        /// Also embed each KB's texts under every batching strategy.
+        #[arg(long)]
+        strategies: bool,
+        /// Extra token budgets for --strategies (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        budgets: Vec<usize>,
         #[arg(long)]
         json: bool,
     },

@@ -17,7 +17,7 @@ use crate::paths::AppPaths;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let paths = AppPaths::resolve()?;
+    let paths = with_configured_model(AppPaths::resolve()?, &cli)?;
     let _log = crate::logging::init(&paths.log_dir(), &cli.log_level);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "agent-assist starting");
     match cli.command {
@@ -28,4 +28,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Console(args) => console::run(&args, cli.config.as_deref(), &paths),
         Command::Worker(args) => worker::run(&args, cli.config.as_deref(), &paths),
     }
+}
+
+/// Points the paths at the model `[kb] model` names, before any command
+/// runs, so every place that loads the model (the live runtime, rebuilds,
+/// need detection, benches) loads the same one. A config file that does not
+/// load is left for the command itself to report in full; only an unknown
+/// model name fails here.
+fn with_configured_model(paths: AppPaths, cli: &Cli) -> Result<AppPaths> {
+    let loaded =
+        crate::config::Config::load(cli.config.as_deref(), &paths.config_file(), &|k| std::env::var(k).ok());
+    let Ok(config) = loaded else { return Ok(paths) };
+    let info = crate::kb::embed::models::by_name(&config.kb.model)?;
+    Ok(paths.with_model_folder(info.folder))
 }

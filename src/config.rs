@@ -92,6 +92,8 @@ pub struct KbConfig {
     pub genesys_include_drafts: bool,
     /// Only documents with one of these labels (names or ids); all when empty.
     pub genesys_labels: Vec<String>,
+    /// The embedding model (a name from `kb::embed::models::MODELS`).
+    pub model: String,
 }
 
 impl Default for KbConfig {
@@ -106,6 +108,7 @@ impl Default for KbConfig {
             sync_interval: "15m".into(),
             genesys_include_drafts: false,
             genesys_labels: Vec::new(),
+            model: crate::kb::embed::models::DEFAULT_MODEL.into(),
         }
     }
 }
@@ -272,6 +275,7 @@ impl Config {
         }
         region_domain(&g.region)?;
         self.kb.sync_every()?;
+        crate::kb::embed::models::by_name(&self.kb.model).map_err(|e| invalid("kb.model", &e.to_string()))?;
         self.keys.keymap().map_err(|message| invalid("keys", &message))?;
         self.widget
             .validate()

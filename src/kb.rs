@@ -34,7 +34,7 @@ pub mod worker;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use embed::{FastEmbedder, ModelSpec};
+pub use embed::{Batching, FastEmbedder, ModelSpec};
 pub use index::{HnswParams, IndexKind};
 pub use store::{BuildOutcome, BuildReport, KbOptions, KnowledgeBase, Retriever};
 

@@ -74,6 +74,13 @@ impl AppPaths {
         }
     }
 
+    /// The same directories with the model files in `<data dir>/models/<folder>`
+    /// (a model chosen with `[kb] model`).
+    pub fn with_model_folder(mut self, folder: &str) -> Self {
+        self.model_dir = self.data_dir.join("models").join(folder);
+        self
+    }
+
     /// Root of the persisted indexes.
     pub fn index_root(&self) -> PathBuf {
         self.cache_dir.join("index")

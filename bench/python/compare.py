@@ -1,7 +1,10 @@
 """Runs agent-assist and the Python original side by side, in one run.
 
-1. KB build throughput on the same texts (the sample KB's chunks, exported
-   by `agent-assist bench kb --export-texts`).
+1. KB build on the same texts, for both shapes of KB: the sample KB's long
+   chunks and 10,000 short untitled records (generated, or the first records
+   of --records FILE), exported by `agent-assist bench kb --export-texts`.
+   With --rounds N the two implementations take turns N times and the
+   medians are compared. --build-only stops there.
 2. Event->push latency and peak RSS: each pipeline in turn against a fresh
    simulator playing the same calls at the same speed for the same time.
    agent-assist runs as its headless console in auto mode (debounce 0, every
@@ -9,7 +12,8 @@
    every cumulative transcript event, as its design does.
 
 Usage: python3 bench/python/compare.py [--bin target/release/agent-assist]
-       [--seconds 60] [--speed 2] [--concurrency 2]
+       [--seconds 60] [--speed 2] [--concurrency 2] [--build-only]
+       [--rounds 1] [--articles 10000] [--records FILE] [--batch 64]
 Needs bench/python/setup.sh to have run. Prints a JSON report.
 """
 
@@ -90,23 +94,76 @@ def run_ours(binary, base, queue, seconds, workdir):
     }
 
 
+def median(values):
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def build_round(args, work):
+    """One build of each KB by each implementation, agent-assist first."""
+    texts_dir = os.path.join(work, "texts")
+    cmd = [args.bin, "bench", "kb", "--articles", str(args.articles), "--queries", "20",
+           "--export-texts", texts_dir, "--json"]
+    if args.records:
+        cmd += ["--records", args.records]
+    kb = json.loads(subprocess.check_output(cmd, text=True))
+    out = {}
+    for run in kb["runs"]:
+        texts = os.path.join(texts_dir, run["name"] + ".jsonl")
+        py = json.loads(subprocess.check_output([VENV_PY, os.path.join(HERE, "pipeline.py"), "--base", "x",
+                                                 "--texts", texts, "--build-only", "--batch", str(args.batch)],
+                                                text=True))["build"]
+        out[run["name"]] = {"texts": run["texts"], "agent_assist_s": run["build_s"], "python_s": py["seconds"],
+                            "agent_assist_cpu_s": run.get("build_cpu_s"), "python_cpu_s": py.get("cpu_s")}
+    return out
+
+
+def build_report(rounds):
+    report = {}
+    for name in rounds[0]:
+        ours = [r[name]["agent_assist_s"] for r in rounds]
+        py = [r[name]["python_s"] for r in rounds]
+        texts = rounds[0][name]["texts"]
+        report[name] = {
+            "texts": texts,
+            "agent_assist_s": ours, "python_s": py,
+            "agent_assist_median_s": median(ours), "python_median_s": median(py),
+            "agent_assist_texts_per_s": texts / median(ours), "python_texts_per_s": texts / median(py),
+            "speedup": median(py) / median(ours),
+        }
+        ours_cpu = [r[name]["agent_assist_cpu_s"] for r in rounds if r[name]["agent_assist_cpu_s"] is not None]
+        py_cpu = [r[name]["python_cpu_s"] for r in rounds if r[name]["python_cpu_s"] is not None]
+        if ours_cpu and py_cpu:
+            report[name].update({"agent_assist_cpu_s": ours_cpu, "python_cpu_s": py_cpu,
+                                 "cpu_ratio": median(py_cpu) / median(ours_cpu)})
+    return report
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "agent-assist"))
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--speed", type=float, default=2)
     ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--build-only", action="store_true", help="compare the KB builds only")
+    ap.add_argument("--rounds", type=int, default=1, help="build rounds, alternating the implementations")
+    ap.add_argument("--articles", type=int, default=10000, help="short records in the second KB")
+    ap.add_argument("--records", help="JSON Lines file to take the short records from")
+    ap.add_argument("--batch", type=int, default=64, help="sentence-transformers batch size in builds")
     args = ap.parse_args()
     if not os.path.exists(VENV_PY):
         sys.exit("run bench/python/setup.sh first")
     work = tempfile.mkdtemp(prefix="agent-assist-compare-")
-    texts = os.path.join(work, "texts.jsonl")
-
-    kb = json.loads(subprocess.check_output([args.bin, "bench", "kb", "--articles", "0", "--queries", "100",
-                                             "--export-texts", texts, "--json"], text=True))
-    ours_build = kb["runs"][0]
-    py_build = json.loads(subprocess.check_output([VENV_PY, os.path.join(HERE, "pipeline.py"), "--base", "x",
-                                                   "--texts", texts, "--build-only"], text=True))["build"]
+    rounds = []
+    for i in range(max(1, args.rounds)):
+        rounds.append(build_round(args, work))
+        print(f"round {i + 1}: {json.dumps(rounds[-1])}", file=sys.stderr)
+    builds = build_report(rounds)
+    if args.build_only:
+        print(json.dumps({"settings": vars(args), "build": builds}, indent=2))
+        return
+    texts = os.path.join(work, "texts", "sample.jsonl")
 
     sim, base, queue = start_sim(args.bin, args.speed, args.concurrency)
     try:
@@ -124,8 +181,7 @@ def main():
 
     report = {
         "settings": vars(args),
-        "build_texts_per_s": {"agent_assist": ours_build["texts_per_s"], "python": py_build["texts_per_s"],
-                              "ratio": ours_build["texts_per_s"] / py_build["texts_per_s"]},
+        "build": builds,
         "event_to_push_ms": {"agent_assist": ours["event_to_push_ms"], "python": py["event_to_push_ms"],
                              "p50_ratio": py["event_to_push_ms"]["p50"] / ours["event_to_push_ms"]["p50"],
                              "p99_ratio": py["event_to_push_ms"]["p99"] / ours["event_to_push_ms"]["p99"]},

@@ -1,8 +1,13 @@
 //! `bench kb`: index build throughput (texts embedded per second), cached
-//! index load time, and single-query latency, for the sample KB and for a
-//! generated KB of 10,000 records; incremental rebuilds of that KB after
-//! editing one and three records (the embedding cache at work); plus the
-//! effect of sorting texts by length before batching, measured side by side.
+//! index load time, and single-query latency, for the two shapes of KB: the
+//! sample KB (long chunks of help articles) and 10,000 short untitled
+//! records (generated, or the first records of a file such as an intent
+//! set); incremental rebuilds of the short KB after editing one and three
+//! records (the embedding cache at work); and with `--strategies`, the ways
+//! of batching and of using the cores, measured side by side
+//! ([`batching`]).
+
+mod batching;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,11 +23,20 @@ use crate::paths::{self, AppPaths};
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Records in the short KB (0 skips it).
     pub generated_articles: usize,
+    /// Take the short KB's records from this JSON Lines file (its first
+    /// `generated_articles` lines) instead of generating them.
+    pub records: Option<PathBuf>,
     pub queries: usize,
-    /// Write the texts embedded for the sample KB here (one JSON string per
-    /// line), so another implementation can embed exactly the same texts.
+    /// Write the texts embedded for each KB into this directory as
+    /// `<kb>.jsonl` (one JSON string per line), so another implementation
+    /// can embed exactly the same texts.
     pub export_texts: Option<PathBuf>,
+    /// Compare batching strategies on each KB's texts.
+    pub strategies: bool,
+    /// Extra token budgets to try in that comparison.
+    pub budgets: Vec<usize>,
 }
 
 /// One knowledge base's figures.
@@ -34,19 +48,13 @@ pub struct KbRun {
     /// Distinct texts the model embedded (identical texts are embedded once).
     pub embedded: usize,
     pub build_s: f64,
+    /// CPU time of the whole process (every thread) during the build: on a
+    /// machine shared with other work this is the steadier figure.
+    pub build_cpu_s: Option<f64>,
     /// Embedded texts per second of build.
     pub texts_per_s: f64,
     pub cached_load_ms: f64,
     pub query: Latency,
-}
-
-/// Sorted versus unsorted batching on the same texts.
-#[derive(Debug, Clone, Serialize)]
-pub struct Batching {
-    pub texts: usize,
-    pub sorted_texts_per_s: f64,
-    pub unsorted_texts_per_s: f64,
-    pub speedup: f64,
 }
 
 /// Rebuilds after editing a few records of a built KB (model loaded).
@@ -67,7 +75,7 @@ pub struct Report {
     pub machine: Machine,
     pub runs: Vec<KbRun>,
     pub incremental: Vec<Incremental>,
-    pub batching: Batching,
+    pub batching: Vec<batching::Strategy>,
 }
 
 /// Appends a sentence to the content of `edits` records of a JSON Lines
@@ -145,20 +153,38 @@ fn sentences(kb_dir: &Path) -> Result<Vec<String>, KbError> {
         .collect())
 }
 
-/// Writes `n` records of two to four sample sentences each (seeded, so every
-/// run generates the same KB).
+/// Writes `n` short untitled records, each a run of 5 to 15 consecutive
+/// words of the sample KB's sentences from a random place (seeded, so every
+/// run generates the same KB; nearly every record is distinct, as in an
+/// intent set).
 pub fn generate_kb(path: &Path, n: usize, pool: &[String]) -> std::io::Result<()> {
     use std::io::Write;
+    let words: Vec<&str> = pool.iter().flat_map(|s| s.split_whitespace()).collect();
     let mut rng = SplitMix::new(7);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     for i in 0..n {
-        let k = 2 + rng.below(3);
-        let content: Vec<&str> = (0..k).map(|_| pool[rng.below(pool.len())].as_str()).collect();
-        let title = pool[rng.below(pool.len())].split_whitespace().take(6).collect::<Vec<_>>().join(" ");
-        let rec = serde_json::json!({ "id": format!("gen-{i}"), "title": title, "content": content.join(". ") + "." });
+        let len = 5 + rng.below(11);
+        let start = rng.below(words.len().saturating_sub(len).max(1));
+        let content = words.iter().skip(start).take(len).copied().collect::<Vec<_>>().join(" ");
+        let rec = serde_json::json!({ "id": format!("gen-{i}"), "content": content });
         writeln!(out, "{rec}")?;
     }
     out.flush()
+}
+
+/// Copies the first `n` lines of a JSON Lines file.
+fn first_records(from: &Path, to: &Path, n: usize) -> Result<(), KbError> {
+    let text =
+        std::fs::read_to_string(from).map_err(|source| KbError::Io { path: from.to_path_buf(), source })?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(n).collect();
+    std::fs::write(to, lines.join("\n") + "\n")
+        .map_err(|source| KbError::Io { path: to.to_path_buf(), source })
+}
+
+/// A build's figures and the texts it embedded.
+struct Measured {
+    run: KbRun,
+    texts: Vec<String>,
 }
 
 fn measure(
@@ -167,8 +193,7 @@ fn measure(
     queries: &[String],
     embedder: &mut FastEmbedder,
     paths: &AppPaths,
-    export: Option<&Path>,
-) -> Result<KbRun, KbError> {
+) -> Result<Measured, KbError> {
     let opts = KbOptions {
         sources,
         kind: IndexKind::Flat,
@@ -176,20 +201,13 @@ fn measure(
         model: ModelSpec::installed(paths),
         force_rebuild: true,
     };
+    let cpu_before = process_cpu_s();
     let started = Instant::now();
     let (kb, report) = store::open(&opts, paths, embedder, &mut |_| {})?;
     let build_s = started.elapsed().as_secs_f64();
-    if let Some(path) = export {
-        let lines: Vec<String> = kb
-            .chunks
-            .iter()
-            .map(|c| {
-                serde_json::Value::String(c.embed_text(&kb.articles[c.article as usize].title)).to_string()
-            })
-            .collect();
-        std::fs::write(path, lines.join("\n") + "\n")
-            .map_err(|source| KbError::Io { path: path.to_path_buf(), source })?;
-    }
+    let build_cpu_s = process_cpu_s().zip(cpu_before).map(|(after, before)| after - before);
+    let texts: Vec<String> =
+        kb.chunks.iter().map(|c| c.embed_text(&kb.articles[c.article as usize].title)).collect();
     drop(kb);
     let reopen = KbOptions { force_rebuild: false, ..opts };
     let started = Instant::now();
@@ -206,40 +224,41 @@ fn measure(
         kb.search(&v, 5)?;
         samples.push(t.elapsed());
     }
-    Ok(KbRun {
+    let run = KbRun {
         name: name.into(),
         articles: report.articles,
         texts: report.chunks,
         embedded: report.embedded,
         build_s,
+        build_cpu_s,
         texts_per_s: report.embedded as f64 / build_s,
         cached_load_ms,
         query: Latency::of(&samples),
-    })
+    };
+    Ok(Measured { run, texts })
 }
 
-fn batching(embedder: &mut FastEmbedder, pool: &[String], n: usize) -> Result<Batching, KbError> {
-    // Mixed lengths, as real chunks are: one to eight sentences each.
-    let mut rng = SplitMix::new(11);
-    let texts: Vec<String> = (0..n)
-        .map(|_| {
-            (0..1 + rng.below(8)).map(|_| pool[rng.below(pool.len())].as_str()).collect::<Vec<_>>().join(". ")
-        })
-        .collect();
-    let mut rate = |sorted: bool| -> Result<f64, KbError> {
-        embedder.sort_by_length = sorted;
-        let t = Instant::now();
-        embedder.embed_many(&texts, &mut |_| {})?;
-        Ok(texts.len() as f64 / t.elapsed().as_secs_f64())
-    };
-    let unsorted = rate(false)?;
-    let sorted = rate(true)?;
-    Ok(Batching {
-        texts: n,
-        sorted_texts_per_s: sorted,
-        unsorted_texts_per_s: unsorted,
-        speedup: sorted / unsorted,
-    })
+/// User plus system CPU seconds of this process, all threads, from
+/// `/proc/self/stat` (Linux; `None` elsewhere). Read by hand: one line of
+/// text, not worth a dependency. Ticks are the kernel's USER_HZ, 100 on
+/// Linux.
+fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 here.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Writes `texts` as `dir/<name>.jsonl`, one JSON string per line.
+fn export(dir: &Path, name: &str, texts: &[String]) -> Result<(), KbError> {
+    let io = |path: PathBuf| move |source| KbError::Io { path, source };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let path = dir.join(format!("{name}.jsonl"));
+    let lines: Vec<String> = texts.iter().map(|t| serde_json::Value::String(t.clone()).to_string()).collect();
+    std::fs::write(&path, lines.join("\n") + "\n").map_err(io(path.clone()))
 }
 
 pub fn run(paths: &AppPaths, opts: &Options) -> Result<Report, KbError> {
@@ -260,39 +279,61 @@ pub fn run(paths: &AppPaths, opts: &Options) -> Result<Report, KbError> {
     let sample_queries = take(&labelled, &mut rng);
     let generated_queries = take(&pool, &mut rng);
 
-    let mut runs = vec![measure(
-        "sample",
-        vec![kb_dir],
-        &sample_queries,
-        &mut embedder,
-        &bench_paths,
-        opts.export_texts.as_deref(),
-    )?];
+    let mut measured = vec![measure("sample", vec![kb_dir], &sample_queries, &mut embedder, &bench_paths)?];
     let mut incrementals = Vec::new();
     if opts.generated_articles > 0 {
-        let file = tmp.join("generated.jsonl");
-        generate_kb(&file, opts.generated_articles, &pool)
-            .map_err(|source| KbError::Io { path: file.clone(), source })?;
-        let name = format!("generated-{}", opts.generated_articles);
-        runs.push(measure(&name, vec![file.clone()], &generated_queries, &mut embedder, &bench_paths, None)?);
+        let file = tmp.join("short.jsonl");
+        let name = match &opts.records {
+            Some(from) => {
+                first_records(from, &file, opts.generated_articles)?;
+                let stem = from
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .map_or_else(|| "records".to_string(), |s| s.to_string_lossy().into_owned());
+                format!("{stem}-{}", opts.generated_articles)
+            }
+            None => {
+                generate_kb(&file, opts.generated_articles, &pool)
+                    .map_err(|source| KbError::Io { path: file.clone(), source })?;
+                format!("short-{}", opts.generated_articles)
+            }
+        };
+        measured.push(measure(&name, vec![file.clone()], &generated_queries, &mut embedder, &bench_paths)?);
         for edits in [1, 3] {
             incrementals.push(incremental(&name, &file, edits, 5, &mut embedder, &bench_paths)?);
         }
     }
-    let batching = batching(&mut embedder, &pool, 1000)?;
-    Ok(Report { machine: machine(), runs, incremental: incrementals, batching })
+    let mut strategies = Vec::new();
+    for m in &measured {
+        if let Some(dir) = &opts.export_texts {
+            export(dir, &m.run.name, &m.texts)?;
+        }
+        if opts.strategies {
+            strategies.extend(batching::compare(&mut embedder, &m.run.name, &m.texts, &opts.budgets)?);
+        }
+    }
+    let runs = measured.into_iter().map(|m| m.run).collect();
+    Ok(Report { machine: machine(), runs, incremental: incrementals, batching: strategies })
 }
 
 pub fn print_table(r: &Report) {
     println!("machine: {} cores, {}", r.machine.cores, r.machine.cpu);
     println!(
-        "{:<18} {:>8} {:>7} {:>8} {:>9} {:>9} {:>11}  single query",
-        "kb", "articles", "texts", "embedded", "build s", "texts/s", "load ms"
+        "{:<18} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>11}  single query",
+        "kb", "articles", "texts", "embedded", "build s", "cpu s", "texts/s", "load ms"
     );
     for k in &r.runs {
         println!(
-            "{:<18} {:>8} {:>7} {:>8} {:>9.2} {:>9.1} {:>11.1}  {}",
-            k.name, k.articles, k.texts, k.embedded, k.build_s, k.texts_per_s, k.cached_load_ms, k.query
+            "{:<18} {:>8} {:>7} {:>8} {:>9.2} {:>9.2} {:>9.1} {:>11.1}  {}",
+            k.name,
+            k.articles,
+            k.texts,
+            k.embedded,
+            k.build_s,
+            k.build_cpu_s.unwrap_or(f64::NAN),
+            k.texts_per_s,
+            k.cached_load_ms,
+            k.query
         );
     }
     for i in &r.incremental {
@@ -301,9 +342,10 @@ pub fn print_table(r: &Report) {
             i.kb, i.edited, i.median_s, i.max_s, i.runs, i.embedded, i.reused
         );
     }
-    let b = &r.batching;
-    println!(
-        "batching {} mixed-length texts: sorted {:.1}/s, unsorted {:.1}/s ({:.2}x)",
-        b.texts, b.sorted_texts_per_s, b.unsorted_texts_per_s, b.speedup
-    );
+    for b in &r.batching {
+        println!(
+            "{:<18} {:<48} {:>6} texts {:>8.2} s {:>8.1} texts/s",
+            b.kb, b.strategy, b.texts, b.seconds, b.texts_per_s
+        );
+    }
 }

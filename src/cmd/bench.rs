@@ -18,11 +18,19 @@ fn secs(name: &str, v: f64) -> Result<Duration> {
 
 pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
     match cmd {
-        BenchCommand::Kb { articles, queries, export_texts, json } => {
-            let r = kb::run(
-                paths,
-                &kb::Options { generated_articles: articles, queries: queries.max(1), export_texts },
-            )?;
+        BenchCommand::Kb { articles, records, queries, export_texts, strategies, budgets, json } => {
+            if budgets.contains(&0) {
+                return Err(eyre!("--budgets must be positive numbers of word pieces"));
+            }
+            let opts = kb::Options {
+                generated_articles: articles,
+                records,
+                queries: queries.max(1),
+                export_texts,
+                strategies,
+                budgets,
+            };
+            let r = kb::run(paths, &opts)?;
             bench::print(&r, json, kb::print_table);
         }
         BenchCommand::Index { vectors, kind, dim, queries, hnsw_m, ef_construction, ef_search, json } => {

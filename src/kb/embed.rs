@@ -6,25 +6,31 @@
 //! environment variable is needed. Vectors come out mean-pooled and
 //! L2-normalised, so inner product is cosine similarity.
 
+pub mod batch;
 pub mod cache;
+pub mod models;
+mod parallel;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+use fastembed::{
+    InitOptionsUserDefined, OutputKey, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
+};
 use sha2::{Digest, Sha256};
 
+pub use self::batch::Batching;
 use super::{Embedder, KbError};
 use crate::paths::AppPaths;
 
 /// MiniLM's input limit in word pieces (sentence-transformers uses 256).
 pub const MAX_TOKENS: usize = 256;
-/// Texts per ONNX Runtime call in index builds. Inputs are sorted by length
-/// first, so a batch pads to a near-uniform length. Measured here (sample KB
-/// build, same run): batch 8 took 6.9 s, 16 took 7.5 s, 32 took 9.8 s and
-/// 64 took 11.9 s; small batches keep the int8 model's activations in cache
-/// while still amortising per-call costs for short texts (BENCHMARKS.md).
-const BATCH: usize = 8;
+
+/// Fewest batches worth loading the one-thread build sessions for: loading
+/// them takes a fraction of a second, which a few batches of work do not
+/// repay, and the live path's batched queries (a handful of texts) must
+/// never wait for it.
+const PARALLEL_MIN_BATCHES: usize = 8;
 
 const MODEL_FILES: [&str; 5] =
     ["model.onnx", "tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json"];
@@ -42,6 +48,11 @@ impl ModelSpec {
     /// The installed model and runtime under the app's data dir.
     pub fn installed(paths: &AppPaths) -> Self {
         Self { model_dir: paths.model_dir.clone(), ort_library: paths.ort_library.clone(), threads: None }
+    }
+
+    /// Which of the selectable models this is, by its folder.
+    pub fn info(&self) -> &'static models::ModelInfo {
+        models::by_folder(&self.model_dir.file_name().map(|f| f.to_string_lossy()).unwrap_or_default())
     }
 
     /// Checks that every model file is present, naming the first missing one.
@@ -95,10 +106,41 @@ pub struct FastEmbedder {
     /// Sort texts by length before batching (on by default; off only to
     /// measure what sorting buys).
     pub sort_by_length: bool,
+    /// How index builds cut texts into model calls.
+    pub batching: Batching,
+    /// One-thread sessions that index builds run side by side; 1 runs
+    /// builds on the live session with its intra-op threads instead.
+    pub build_sessions: usize,
+    spec: ModelSpec,
     model: TextEmbedding,
     counter: tokenizers::Tokenizer,
     fingerprint: String,
     dimension: usize,
+}
+
+/// Reads the model files and creates one ONNX Runtime session.
+fn session(spec: &ModelSpec, threads: Option<usize>) -> Result<TextEmbedding, KbError> {
+    let env = ort_environment(&spec.ort_library)?;
+    let read = |f: &str| {
+        let p = spec.model_dir.join(f);
+        std::fs::read(&p).map_err(|source| KbError::Io { path: p, source })
+    };
+    let tokenizer_files = TokenizerFiles {
+        tokenizer_file: read("tokenizer.json")?,
+        config_file: read("config.json")?,
+        special_tokens_map_file: read("special_tokens_map.json")?,
+        tokenizer_config_file: read("tokenizer_config.json")?,
+    };
+    let info = spec.info();
+    let mut user_model =
+        UserDefinedEmbeddingModel::new(read("model.onnx")?, tokenizer_files).with_pooling(Pooling::Mean);
+    user_model.output_key = info.output.map(OutputKey::ByName);
+    let mut options = InitOptionsUserDefined::new().with_environment(env).with_max_length(info.max_tokens);
+    if let Some(t) = threads {
+        options = options.with_intra_threads(t);
+    }
+    TextEmbedding::try_new_from_user_defined(user_model, options)
+        .map_err(|e| KbError::Model { message: e.to_string() })
 }
 
 impl FastEmbedder {
@@ -106,34 +148,29 @@ impl FastEmbedder {
     /// command that installs it.
     pub fn load(spec: &ModelSpec) -> Result<Self, KbError> {
         let fingerprint = spec.fingerprint()?;
-        let env = ort_environment(&spec.ort_library)?;
-        let read = |f: &str| {
-            let p = spec.model_dir.join(f);
-            std::fs::read(&p).map_err(|source| KbError::Io { path: p, source })
-        };
-        let tokenizer_files = TokenizerFiles {
-            tokenizer_file: read("tokenizer.json")?,
-            config_file: read("config.json")?,
-            special_tokens_map_file: read("special_tokens_map.json")?,
-            tokenizer_config_file: read("tokenizer_config.json")?,
-        };
-        let mut counter = tokenizers::Tokenizer::from_bytes(&tokenizer_files.tokenizer_file)
+        let mut model = session(spec, spec.threads)?;
+        let tokenizer_path = spec.model_dir.join("tokenizer.json");
+        let bytes =
+            std::fs::read(&tokenizer_path).map_err(|source| KbError::Io { path: tokenizer_path, source })?;
+        let mut counter = tokenizers::Tokenizer::from_bytes(&bytes)
             .map_err(|e| KbError::Model { message: format!("tokenizer.json: {e}") })?;
         counter
             .with_truncation(None)
             .map_err(|e| KbError::Model { message: format!("tokenizer.json: {e}") })?;
         counter.with_padding(None);
-        let user_model =
-            UserDefinedEmbeddingModel::new(read("model.onnx")?, tokenizer_files).with_pooling(Pooling::Mean);
-        let mut options = InitOptionsUserDefined::new().with_environment(env).with_max_length(MAX_TOKENS);
-        if let Some(t) = spec.threads {
-            options = options.with_intra_threads(t);
-        }
-        let mut model = TextEmbedding::try_new_from_user_defined(user_model, options)
-            .map_err(|e| KbError::Model { message: e.to_string() })?;
         let probe = model.embed(["dimension probe"], None).map_err(|e| KbError::Embed(e.to_string()))?;
         let dimension = probe.first().map_or(0, Vec::len);
-        Ok(Self { sort_by_length: true, model, counter, fingerprint, dimension })
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(Self {
+            sort_by_length: true,
+            batching: Batching::default(),
+            build_sessions: spec.threads.unwrap_or(cores).max(1),
+            spec: spec.clone(),
+            model,
+            counter,
+            fingerprint,
+            dimension,
+        })
     }
 }
 
@@ -167,27 +204,34 @@ impl Embedder for FastEmbedder {
     }
 
     fn embed_many(&mut self, texts: &[String], progress: &mut dyn FnMut(usize)) -> Result<Vec<f32>, KbError> {
-        // Sort by length so each batch pads to about its own length, then put
-        // the vectors back in input order.
+        // Sort by length so each batch pads to about its own length, cut
+        // batches by their padded size, then put the vectors back in input
+        // order.
+        let lengths: Vec<usize> =
+            texts.iter().map(|t| self.count_tokens(t).min(self.spec.info().max_tokens - 2)).collect();
         let mut order: Vec<usize> = (0..texts.len()).collect();
         if self.sort_by_length {
-            order.sort_by_key(|&i| texts[i].len());
+            order.sort_by_key(|&i| lengths[i]);
         }
+        let sorted: Vec<&str> = order.iter().map(|&i| texts[i].as_str()).collect();
+        let plan = batch::plan(&order.iter().map(|&i| lengths[i]).collect::<Vec<_>>(), self.batching);
+        let vectors = if self.build_sessions > 1 && plan.len() >= PARALLEL_MIN_BATCHES {
+            // Loaded per build and dropped after it, so a console that has
+            // built its KB does not keep extra copies of the model.
+            let mut sessions = (0..self.build_sessions)
+                .map(|_| session(&self.spec, Some(1)))
+                .collect::<Result<Vec<_>, _>>()?;
+            parallel::run(&mut sessions, &sorted, &plan, progress)?
+        } else {
+            parallel::run(std::slice::from_mut(&mut self.model), &sorted, &plan, progress)?
+        };
         let mut out = vec![0.0f32; texts.len() * self.dimension];
-        let mut done = 0;
-        for batch in order.chunks(BATCH) {
-            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
-            let vectors =
-                self.model.embed(&inputs, Some(BATCH)).map_err(|e| KbError::Embed(e.to_string()))?;
-            for (&i, mut v) in batch.iter().zip(vectors) {
-                if v.len() != self.dimension {
-                    return Err(KbError::DimensionMismatch { model: v.len(), index: self.dimension });
-                }
-                normalize(&mut v);
-                out[i * self.dimension..(i + 1) * self.dimension].copy_from_slice(&v);
+        for (&i, mut v) in order.iter().zip(vectors) {
+            if v.len() != self.dimension {
+                return Err(KbError::DimensionMismatch { model: v.len(), index: self.dimension });
             }
-            done += batch.len();
-            progress(done);
+            normalize(&mut v);
+            out[i * self.dimension..(i + 1) * self.dimension].copy_from_slice(&v);
         }
         Ok(out)
     }

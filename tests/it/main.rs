@@ -11,6 +11,7 @@ mod arch;
 mod bench_cli;
 mod call_calibration;
 mod console_cli;
+mod embed_batching;
 mod floor;
 mod floor_tui;
 mod floor_widget;

@@ -1,0 +1,114 @@
+//! How an index build cuts its texts into model calls: sorted by length,
+//! then batches that fill a budget of padded word pieces, so short records
+//! go in large batches and long chunks in small ones.
+//!
+//! A batch costs about its padded size (texts × the longest text's word
+//! pieces): a fixed count wastes work on padding when lengths vary and
+//! leaves short texts with a per-call overhead that a bigger batch would
+//! amortise. Measured in BENCHMARKS.md ("Knowledge base: build…").
+
+use std::ops::Range;
+
+/// How to cut sorted texts into batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// A fixed number of texts per call, whatever their length.
+    Fixed(usize),
+    /// As many texts as fit `budget` padded word pieces (the batch's text
+    /// count times its longest text, special tokens included), at most
+    /// `max_texts`, never fewer than one.
+    Tokens { budget: usize, max_texts: usize },
+}
+
+impl Default for Batching {
+    /// Measured on the sample KB (long chunks) and on 10,000 short records;
+    /// see BENCHMARKS.md for the sweep this was chosen from.
+    fn default() -> Self {
+        Batching::Tokens { budget: DEFAULT_BUDGET, max_texts: DEFAULT_MAX_TEXTS }
+    }
+}
+
+/// Padded word pieces per model call by default.
+pub const DEFAULT_BUDGET: usize = 2048;
+/// Cap on texts per call: beyond it, one-word texts gain nothing more.
+pub const DEFAULT_MAX_TEXTS: usize = 128;
+/// `[CLS]` and `[SEP]`, which the model sees around every text.
+const SPECIAL_TOKENS: usize = 2;
+
+/// Consecutive ranges over texts with these `lengths` (word pieces without
+/// special tokens, capped at the model's limit; sorted ascending for the
+/// least padding). Every index is in exactly one range, in order.
+pub fn plan(lengths: &[usize], batching: Batching) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < lengths.len() {
+        let end = match batching {
+            Batching::Fixed(n) => (start + n.max(1)).min(lengths.len()),
+            Batching::Tokens { budget, max_texts } => {
+                let mut end = start + 1;
+                let mut longest = lengths[start];
+                while end < lengths.len() && end - start < max_texts.max(1) {
+                    // The batch pads to its longest text (the last one when
+                    // sorted; tracked anyway so unsorted input stays in budget).
+                    let with = longest.max(lengths[end]);
+                    if (end + 1 - start) * (with + SPECIAL_TOKENS) > budget {
+                        break;
+                    }
+                    longest = with;
+                    end += 1;
+                }
+                end
+            }
+        };
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn covers(ranges: &[Range<usize>], n: usize) -> bool {
+        let mut next = 0;
+        for r in ranges {
+            if r.start != next || r.end <= r.start {
+                return false;
+            }
+            next = r.end;
+        }
+        next == n
+    }
+
+    #[test]
+    fn fixed_batches_cut_every_n() {
+        let r = plan(&[1; 10], Batching::Fixed(4));
+        assert_eq!(r, vec![0..4, 4..8, 8..10]);
+        assert_eq!(plan(&[], Batching::Fixed(4)), Vec::<Range<usize>>::new());
+    }
+
+    #[test]
+    fn short_texts_go_in_bigger_batches_than_long_ones() {
+        let mut lengths = vec![10; 300];
+        lengths.extend(vec![254; 40]);
+        let b = Batching::Tokens { budget: 2048, max_texts: 128 };
+        let r = plan(&lengths, b);
+        assert!(covers(&r, lengths.len()));
+        // 12 padded pieces each: the cap of 128 binds, not the budget.
+        assert_eq!(r[0], 0..128);
+        // 256 padded pieces each: 8 per batch.
+        let last = r.last().unwrap();
+        assert_eq!(last.len(), 8);
+        for range in &r {
+            let longest = lengths[range.end - 1] + 2;
+            assert!(range.len() == 1 || range.len() * longest <= 2048, "{range:?} over budget");
+        }
+    }
+
+    #[test]
+    fn a_text_longer_than_the_budget_goes_alone() {
+        let r = plan(&[5, 5, 5000, 6000], Batching::Tokens { budget: 100, max_texts: 64 });
+        assert_eq!(r, vec![0..2, 2..3, 3..4]);
+    }
+}
