@@ -203,6 +203,13 @@ async fn operator_approvals_survive_kill_nine_and_arrive_exactly_once() {
     }
     // Restart and wait until every approval the ledger holds has arrived.
     let h = Headless::start(tmp.path(), &sim, "manual");
+    // Running (its signal handling too) before anything is asked of it: the
+    // approvals may all have arrived before the kill, and a SIGTERM during
+    // start-up would end it the default way.
+    let up = tokio::time::Instant::now() + Duration::from_secs(90);
+    while !h.next(Duration::from_secs(1)).is_some_and(|v| v["event"] == "connection") {
+        assert!(tokio::time::Instant::now() < up, "the restarted console reported no connection");
+    }
     let wait = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let got: BTreeSet<String> = sim.pushes().iter().filter_map(|p| p.suggestion_id.clone()).collect();
