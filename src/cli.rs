@@ -405,6 +405,10 @@ pub enum BenchCommand {
         /// Search on every utterance (need detection off), to compare.
         #[arg(long)]
         no_need_detection: bool,
+        /// ONNX Runtime threads for the search model, pipeline and floor
+        /// alike (`[kb] threads`; default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
         /// Auto mode with the default policy (calibrated thresholds,
         /// debounce, cooldown) instead of pushing every search's best article.
         #[arg(long)]

@@ -94,6 +94,9 @@ pub struct KbConfig {
     pub genesys_labels: Vec<String>,
     /// The embedding model (a name from `kb::embed::models::MODELS`).
     pub model: String,
+    /// ONNX Runtime intra-op threads for the live search model; 0 uses
+    /// every core. Several workers on one machine want cores ÷ workers.
+    pub threads: usize,
 }
 
 impl Default for KbConfig {
@@ -109,6 +112,7 @@ impl Default for KbConfig {
             genesys_include_drafts: false,
             genesys_labels: Vec::new(),
             model: crate::kb::embed::models::DEFAULT_MODEL.into(),
+            threads: 0,
         }
     }
 }
@@ -120,6 +124,11 @@ impl KbConfig {
             ef_construction: self.hnsw_ef_construction,
             ef_search: self.hnsw_ef_search,
         }
+    }
+
+    /// The model's intra-op threads: `None` for every core.
+    pub fn model_threads(&self) -> Option<usize> {
+        (self.threads > 0).then_some(self.threads)
     }
 
     /// `sync_interval` as a duration.

@@ -203,7 +203,7 @@ impl Runtime {
             sources: crate::kb::genesys::resolve_sources(config, paths).await?,
             kind: config.kb.index,
             hnsw: config.kb.hnsw(),
-            model: ModelSpec::installed(paths),
+            model: ModelSpec { threads: config.kb.model_threads(), ..ModelSpec::installed(paths) },
             force_rebuild: false,
         };
         let live_opts = kb_opts.clone();

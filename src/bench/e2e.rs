@@ -43,6 +43,8 @@ pub struct Options {
     pub window_max_words: Option<usize>,
     /// Judge utterances before searching (need detection).
     pub need_detection: bool,
+    /// The search model's intra-op threads (`None`: every core).
+    pub threads: Option<usize>,
     /// Auto mode with the default policy (calibrated thresholds, debounce,
     /// cooldown) instead of pushing every search's best article.
     pub default_policy: bool,
@@ -176,6 +178,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             bench_config(&sim.base_url, &sim.queue_id, opts.dialect)
         };
         config.policy.need_detection = opts.need_detection;
+        config.kb.threads = opts.threads.unwrap_or(0);
         if let Some(w) = opts.window_max_words {
             config.policy.window_max_words = w;
             config.validate()?;
@@ -242,7 +245,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         .filter_map(|v| v["query"].as_str().map(String::from))
         .collect();
     let relevance = quality::relevance(&log, &expected);
-    let (floor_embed, floor, floor_back_to_back) = floor(paths, &queries)?;
+    let (floor_embed, floor, floor_back_to_back) = floor(paths, opts.threads, &queries)?;
     let e2p = stages.get(Stage::EventToPush.name()).copied().unwrap_or(Latency::of(&[]));
     Ok(Report {
         machine: machine(),
@@ -292,12 +295,16 @@ fn event_to_widget(rt: &Runtime, seen: &[(String, Instant)]) -> Latency {
 /// retriever: dense and BM25 fused, calibrated, top 3), with nothing else
 /// running: paced 100 ms apart (embed, embed+search), then back to back
 /// (embed+search).
-pub fn floor(paths: &AppPaths, queries: &[String]) -> color_eyre::eyre::Result<(Latency, Latency, Latency)> {
+pub fn floor(
+    paths: &AppPaths,
+    threads: Option<usize>,
+    queries: &[String],
+) -> color_eyre::eyre::Result<(Latency, Latency, Latency)> {
     let opts = KbOptions {
         sources: Config::default().kb.sources(),
         kind: crate::kb::IndexKind::Flat,
         hnsw: crate::kb::HnswParams::default(),
-        model: ModelSpec::installed(paths),
+        model: ModelSpec { threads, ..ModelSpec::installed(paths) },
         force_rebuild: false,
     };
     let (mut retriever, _) = Retriever::open(&opts, paths, &mut |_| {})?;

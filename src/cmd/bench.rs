@@ -48,6 +48,7 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             calls,
             window_max_words,
             no_need_detection,
+            threads,
             default_policy,
             reload_every,
             json,
@@ -60,6 +61,7 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
                 calls,
                 window_max_words,
                 need_detection: !no_need_detection,
+                threads,
                 default_policy,
                 reload_every,
             };
