@@ -11,6 +11,7 @@
 //! With `--reload-every` it edits a copy of the KB at that pace, so the same
 //! run shows the latency while live reloads rebuild and swap the index.
 
+mod floor;
 mod quality;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +27,6 @@ use crate::audit::read_log;
 use crate::config::Config;
 use crate::domain::Sink;
 use crate::engine::{Mode, Stage};
-use crate::kb::{KbOptions, ModelSpec, Retriever};
 use crate::net::{Dialect, Secret};
 use crate::paths::AppPaths;
 use crate::runtime::{Options as RuntimeOptions, Runtime};
@@ -77,18 +77,17 @@ pub struct Report {
     pub pushes: u64,
     /// Pipeline stages, from the engine's histograms.
     pub stages: BTreeMap<String, Latency>,
-    /// Embedding alone, embedding + FAISS search alone, on the same windows,
-    /// one query every 100 ms as live speech arrives (threads and caches as
-    /// cold as in the pipeline).
-    pub floor_embed: Latency,
-    pub floor: Latency,
-    /// The same, back to back (warm: the most flattering floor).
-    pub floor_back_to_back: Latency,
-    /// event→push-sent p50 over the paced floor's p50 (and p99 over p99).
+    /// The same windows embedded and searched alone: paced 100 ms apart,
+    /// back to back, and at the run's own pace (see [`floor::Floor`]).
+    pub floor: floor::Floor,
+    /// event→push-sent p50 over the 100 ms-paced floor's p50 (and p99 over p99).
     pub overhead_p50: f64,
     pub overhead_p99: f64,
-    /// The same against the back-to-back floor.
+    /// event→push-sent p50 over the back-to-back floor's p50.
     pub overhead_p50_back_to_back: f64,
+    /// event→push-sent p50 (p99) over the floor paced as the run was.
+    pub overhead_p50_as_run: f64,
+    pub overhead_p99_as_run: f64,
     pub window_max_words: usize,
     pub relevance: Relevance,
     /// Transcript event received → the suggestion read off the agent page's
@@ -239,13 +238,17 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             busy_share: busy.as_secs_f64() / wall.as_secs_f64().max(1e-9),
         }
     });
-    let queries: Vec<String> = log
+    let queries: Vec<floor::Query> = log
         .iter()
         .filter(|v| v["event"] == "search" && v["stale"] == false)
-        .filter_map(|v| v["query"].as_str().map(String::from))
+        .filter_map(|v| {
+            let text = v["query"].as_str()?.to_string();
+            let at = humantime::parse_rfc3339(v["ts"].as_str()?).ok()?;
+            Some(floor::Query { text, at })
+        })
         .collect();
     let relevance = quality::relevance(&log, &expected);
-    let (floor_embed, floor, floor_back_to_back) = floor(paths, opts.threads, &queries)?;
+    let floor = floor::measure(paths, opts.threads, &queries)?;
     let e2p = stages.get(Stage::EventToPush.name()).copied().unwrap_or(Latency::of(&[]));
     Ok(Report {
         machine: machine(),
@@ -258,12 +261,12 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         default_policy: opts.default_policy,
         pushes: summary.pushes_ok,
         stages,
-        floor_embed,
-        overhead_p50: e2p.p50_ms / floor.p50_ms,
-        overhead_p99: e2p.p99_ms / floor.p99_ms,
-        overhead_p50_back_to_back: e2p.p50_ms / floor_back_to_back.p50_ms,
+        overhead_p50: e2p.p50_ms / floor.paced.p50_ms,
+        overhead_p99: e2p.p99_ms / floor.paced.p99_ms,
+        overhead_p50_back_to_back: e2p.p50_ms / floor.back_to_back.p50_ms,
+        overhead_p50_as_run: e2p.p50_ms / floor.as_run.p50_ms,
+        overhead_p99_as_run: e2p.p99_ms / floor.as_run.p99_ms,
         floor,
-        floor_back_to_back,
         window_max_words,
         relevance,
         widget_over_push_p50: widget.0.p50_ms / e2p.p50_ms,
@@ -291,43 +294,6 @@ fn event_to_widget(rt: &Runtime, seen: &[(String, Instant)]) -> Latency {
     Latency::of(&samples)
 }
 
-/// Embeds and searches each query alone, as the live path does (the same
-/// retriever: dense and BM25 fused, calibrated, top 3), with nothing else
-/// running: paced 100 ms apart (embed, embed+search), then back to back
-/// (embed+search).
-pub fn floor(
-    paths: &AppPaths,
-    threads: Option<usize>,
-    queries: &[String],
-) -> color_eyre::eyre::Result<(Latency, Latency, Latency)> {
-    let opts = KbOptions {
-        sources: Config::default().kb.sources(),
-        kind: crate::kb::IndexKind::Flat,
-        hnsw: crate::kb::HnswParams::default(),
-        model: ModelSpec { threads, ..ModelSpec::installed(paths) },
-        force_rebuild: false,
-    };
-    let (mut retriever, _) = Retriever::open(&opts, paths, &mut |_| {})?;
-    let k = crate::engine::Policy::default().top_k;
-    retriever.query("warm up", k)?;
-    let (mut embed, mut total, mut hot) = (Vec::new(), Vec::new(), Vec::new());
-    for q in queries {
-        // The pacing is what is being measured against, not a wait for anything.
-        std::thread::sleep(Duration::from_millis(100));
-        let t = Instant::now();
-        let v = retriever.embed_texts(std::slice::from_ref(q))?;
-        embed.push(t.elapsed());
-        retriever.answer(q, &v, k)?;
-        total.push(t.elapsed());
-    }
-    for q in queries {
-        let t = Instant::now();
-        retriever.query(q, k)?;
-        hot.push(t.elapsed());
-    }
-    Ok((Latency::of(&embed), Latency::of(&total), Latency::of(&hot)))
-}
-
 /// A fresh temporary directory for a benchmark's files, removed when the
 /// returned guard drops (also when the run fails part way).
 pub fn scratch_dir(name: &str) -> std::io::Result<tempfile::TempDir> {
@@ -349,12 +315,17 @@ pub fn print_table(r: &Report) {
     for (stage, l) in &r.stages {
         println!("  {stage:<16} {l}");
     }
-    println!("  floor: embed            {}", r.floor_embed);
-    println!("  floor: embed+search     {}", r.floor);
-    println!("  floor: back to back     {}", r.floor_back_to_back);
+    println!("  floor: embed            {}", r.floor.embed);
+    println!("  floor: embed+search     {}", r.floor.paced);
+    println!("  floor: back to back     {}", r.floor.back_to_back);
+    println!("  floor: paced as the run {}  (median gap {:.0} ms)", r.floor.as_run, r.floor.gap_p50_ms);
     println!(
-        "  event→push over floor: p50 {:.2}x  p99 {:.2}x  (p50 {:.2}x over the back-to-back floor)",
-        r.overhead_p50, r.overhead_p99, r.overhead_p50_back_to_back
+        "  event→push over floor: p50 {:.2}x  p99 {:.2}x  (p50 {:.2}x over the back-to-back floor; {:.2}x / {:.2}x over the floor paced as the run)",
+        r.overhead_p50,
+        r.overhead_p99,
+        r.overhead_p50_back_to_back,
+        r.overhead_p50_as_run,
+        r.overhead_p99_as_run
     );
     println!(
         "  event→widget     {}  (p50 {:.2}x event→push; {} of {} widget deliveries read off the pages)",

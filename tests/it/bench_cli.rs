@@ -30,6 +30,13 @@ fn bench_e2e_finishes_in_both_dialects_and_its_pages_read_every_widget_delivery(
         assert!(delivered > 0, "{dialect}: {r}");
         assert_eq!(r["widget_seen"], r["widget_delivered"], "{dialect}: every delivery read: {r}");
         assert_eq!(r["event_to_widget"]["n"], r["widget_seen"], "{dialect}: each timed: {r}");
+        // Every floor replays the run's searched windows, whatever the pacing.
+        let searched = r["floor"]["paced"]["n"].as_u64().unwrap();
+        assert!(searched > 0, "{dialect}: {r}");
+        for pacing in ["back_to_back", "as_run"] {
+            assert_eq!(r["floor"][pacing]["n"].as_u64(), Some(searched), "{dialect}: {pacing}: {r}");
+        }
+        assert!(r["overhead_p50_as_run"].as_f64().unwrap() > 0.0, "{dialect}: {r}");
     }
 }
 

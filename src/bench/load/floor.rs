@@ -78,6 +78,15 @@ pub async fn start(config: &Config, paths: &AppPaths, root: &Path, url: &str, n:
         lease::announce(&buckets.leases, &owner).await;
         members.push((owner, floor, buckets));
     }
+    // Workers sharing this machine share its cores: each model gets its
+    // part (`[kb] threads` = cores ÷ workers, as the README advises for a
+    // floor on one machine) unless the configuration already says.
+    let mut config = config.clone();
+    if config.kb.threads == 0 {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        config.kb.threads = (cores / n.max(1)).max(1);
+    }
+    let config = &config;
     let queues = queue_names();
     let mut w = Workers {
         tasks: Vec::new(),
