@@ -328,4 +328,7 @@ pub fn print_table(r: &Report) {
         r.relevance.calls_with_relevant_push,
         r.relevance.calls_labelled
     );
+    for (call, article) in &r.relevance.auto_misses {
+        println!("    sent but not needed: {article} on {call}");
+    }
 }

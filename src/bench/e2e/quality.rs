@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 /// How relevant the searches and the automatic pushes were.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Relevance {
     /// Share of searches whose best article is one the call needs.
     pub top1_share: f64,
@@ -22,6 +22,8 @@ pub struct Relevance {
     pub auto_precision: f64,
     /// Calls that got at least one relevant automatic push.
     pub calls_with_relevant_push: usize,
+    /// The automatic pushes the call did not need: (call, article sent).
+    pub auto_misses: Vec<(String, String)>,
 }
 
 /// Scores the audit log's searches and auto decisions against the labels.
@@ -33,6 +35,7 @@ pub fn relevance(audit: &[serde_json::Value], expected: &BTreeMap<String, Vec<St
     let mut covered = BTreeSet::new();
     let (mut pushes, mut relevant) = (0usize, 0usize);
     let mut pushed_right = BTreeSet::new();
+    let mut misses = Vec::new();
     for v in audit {
         let call = v["conversation_id"].as_str().unwrap_or_default();
         if v["event"] == "search" && v["stale"] == false {
@@ -49,6 +52,8 @@ pub fn relevance(audit: &[serde_json::Value], expected: &BTreeMap<String, Vec<St
             if right {
                 relevant += 1;
                 pushed_right.insert(call.to_string());
+            } else {
+                misses.push((call.to_string(), v["article_id"].as_str().unwrap_or_default().to_string()));
             }
         }
     }
@@ -61,6 +66,7 @@ pub fn relevance(audit: &[serde_json::Value], expected: &BTreeMap<String, Vec<St
         auto_relevant: relevant,
         auto_precision: share(relevant, pushes),
         calls_with_relevant_push: pushed_right.len(),
+        auto_misses: misses,
     }
 }
 
@@ -87,5 +93,6 @@ mod tests {
         assert!((r.top1_share - 0.5).abs() < 1e-9);
         assert_eq!((r.auto_pushes, r.auto_relevant, r.calls_with_relevant_push), (2, 1, 1));
         assert!((r.auto_precision - 0.5).abs() < 1e-9);
+        assert_eq!(r.auto_misses, vec![("a".to_string(), "z".to_string())]);
     }
 }
