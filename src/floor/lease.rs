@@ -11,9 +11,13 @@
 //! A worker waits one TTL after joining before it takes anything, so that
 //! workers started together all count each other; it tries the queues in
 //! an order of its own, so they do not all race for the same one.
+//! While the server is unreachable a holder keeps its queues: nobody else
+//! can take them, and the calls must go on being assisted.
 //!
 //! Rebalancing ([`rebalance`], `nats.rebalance`): a presence key says
-//! `settling` until its worker takes queues, then `ready`. Each round a
+//! `settling` until its worker takes queues, then `ready` (a giver waits
+//! for `ready`, so what it gives is taken at once, not after the
+//! newcomer's settling). Each round a
 //! worker holding more than its share, while a ready worker holds fewer,
 //! gives ONE queue back, never going below its share; a queue it gave back
 //! it does not take again for two TTLs (unless orphaned), so two workers do
@@ -26,11 +30,13 @@
 //! bucket, spool included. Only on `Ok` does the keeper drop the fence and
 //! delete the lease with its revision; on an error or no answer within a
 //! third of the TTL it keeps (and renews) the lease and tries the sync
-//! again next round. The newcomer, ready and below its share, takes the
-//! free queue at its next round (within a third of the TTL), reads the
-//! records and resumes the calls; a third worker at its share leaves it.
-//! While the server is unreachable a holder keeps its queues: nobody else
-//! can take them, and the calls must go on being assisted.
+//! again next round: the engine has forgotten the calls, so following the
+//! queue again from the bucket would miss what is still spooled. The
+//! newcomer, ready and below its share, takes the free queue at its next
+//! round (within a third of the TTL), reads the records and resumes the
+//! calls; a third worker at its share leaves it. Stream events of the
+//! queue already on their way to the giver are dropped there
+//! (`runtime::floor::Handed`).
 //!
 //! Fencing: "the server is down" and "this worker is cut off from a server
 //! the others still reach" look the same from here, and in the second case
