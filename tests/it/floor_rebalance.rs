@@ -2,10 +2,16 @@
 //! worker alone takes every queue; a second worker joins the busy floor
 //! and gets a queue within a few TTLs. The giver stops following it before
 //! it lets the lease go, the newcomer resumes its calls, and the agent sees
-//! no suggestion twice.
+//! no suggestion twice. And the give-back's barrier: the ledger says
+//! "synced" only once nothing waits in its local spool.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
+
+use agent_assist::engine::{ConversationRecord, Msg};
+use agent_assist::floor::kv_ledger::{KvLedger, load_queue};
+use agent_assist::floor::{Floor, NatsConfig};
+use agent_assist::ledger::{Ledger, LedgerHandle};
 
 use crate::floor::{Member, QUEUES, floor_sim, no_repeat_within_cooldown, until};
 use crate::nats_support::NatsServer;
@@ -153,4 +159,73 @@ async fn a_worker_joining_a_busy_floor_gets_a_queue_without_a_duplicate_push() {
     drop(w1);
     drop(w0);
     sim.stop().await;
+}
+
+fn record(id: &str) -> Box<ConversationRecord> {
+    Box::new(ConversationRecord {
+        id: id.into(),
+        queue_id: Some("queue-a".into()),
+        started_ms: 1,
+        ended_ms: None,
+        mode: None,
+        paused: false,
+        participants: Vec::new(),
+        suggestions: Vec::new(),
+        pushed: BTreeMap::new(),
+    })
+}
+
+/// What the ledger answers to a sync (an unanswered sync is a failure).
+async fn sync(ledger: &LedgerHandle) -> Result<(), String> {
+    let (done, answer) = tokio::sync::oneshot::channel();
+    ledger.sync(done);
+    match tokio::time::timeout(Duration::from_secs(10), answer).await {
+        Ok(Ok(r)) => r,
+        _ => Err("no answer".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_is_synced_only_once_nothing_waits_in_its_spool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nats = NatsServer::start();
+    let cfg = NatsConfig::default();
+    let (link, _links) = tokio::sync::mpsc::unbounded_channel();
+    let client = agent_assist::floor::connect(&cfg, &nats.url(), "sync-test", link).await.unwrap();
+    let floor = Floor::open(client.clone(), &cfg).await.unwrap();
+    let buckets = floor.buckets(&cfg, Duration::from_secs(3600)).await.unwrap();
+    let spool = Ledger::open(&tmp.path().join("spool.redb")).unwrap();
+    let store = KvLedger::new(buckets.ledger.clone(), client, spool, None);
+    let (tx, _rx) = tokio::sync::mpsc::channel::<Msg>(64);
+    let ledger = agent_assist::ledger::spawn(Box::new(store), tx).unwrap();
+    let ids = |recs: Vec<ConversationRecord>| recs.into_iter().map(|r| r.id).collect::<BTreeSet<_>>();
+
+    // Online: what was recorded before the sync is in the bucket once it
+    // answers.
+    ledger.record(record("c1"));
+    assert_eq!(sync(&ledger).await, Ok(()));
+    assert_eq!(ids(load_queue(&buckets.ledger, "queue-a").await.unwrap()), BTreeSet::from(["c1".into()]));
+
+    // Server gone: the record goes to the spool, and a sync says no.
+    nats.stop();
+    ledger.record(record("c2"));
+    let refused = sync(&ledger).await;
+    assert!(refused.is_err(), "synced with a record only in the spool");
+    eprintln!("sync during the outage: {refused:?}");
+
+    // Back: a sync succeeds once the spool is written, and then the next
+    // owner reads both records.
+    nats.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        if sync(&ledger).await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the ledger never synced after the server came back");
+    }
+    let both: BTreeSet<String> = ["c1".into(), "c2".into()].into();
+    assert_eq!(ids(load_queue(&buckets.ledger, "queue-a").await.unwrap()), both);
+    drop(ledger);
 }
