@@ -86,7 +86,10 @@ fn the_nats_section_is_checked_and_keeps_its_secrets() {
     );
     let c = Config::load(Some(&p), Path::new("/x"), &env(&[])).unwrap();
     assert_eq!(c.nats.lease_ttl(), std::time::Duration::from_secs(3));
+    assert!(c.nats.rebalance, "rebalancing is on by default");
     assert!(!format!("{c:?}").contains("s3cret-pw"));
+    let (_d, p) = file("[nats]\nrebalance = false\n");
+    assert!(!Config::load(Some(&p), Path::new("/x"), &env(&[])).unwrap().nats.rebalance);
     for (text, key) in [
         ("[nats]\nlease_ttl_ms = 100\n", "nats.lease_ttl_ms"),
         ("[nats]\nuser = \"floor\"\n", "nats.user"),

@@ -173,6 +173,13 @@ impl Ledger {
 pub trait LedgerStore: Send {
     /// Commits records durably, all or nothing as far as the caller knows.
     fn write_records(&mut self, records: &[&ConversationRecord]) -> Result<(), LedgerError>;
+
+    /// Makes sure everything committed so far is where other processes
+    /// read it (floor mode: nothing left in the local spool). A local file
+    /// has nothing more to do.
+    fn sync(&mut self) -> Result<(), LedgerError> {
+        Ok(())
+    }
 }
 
 impl LedgerStore for Ledger {
@@ -196,7 +203,14 @@ enum Job {
     Record(Box<ConversationRecord>),
     /// Release this push once everything before it is committed.
     Hold(PushRequest),
+    /// Answer once everything before it is committed and synced
+    /// ([`LedgerStore::sync`]): a queue given back is handed on only then.
+    Sync(Synced),
 }
+
+/// The answer to [`LedgerHandle::sync`]: `Err` says why not everything is
+/// in shared storage yet.
+pub type Synced = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 /// The sending side of the writer thread.
 pub struct LedgerHandle {
@@ -211,6 +225,12 @@ impl LedgerHandle {
 
     pub fn hold(&self, req: PushRequest) {
         self.send(Job::Hold(req));
+    }
+
+    /// Answers on `done` once every record handed in before is committed
+    /// and synced.
+    pub fn sync(&self, done: Synced) {
+        self.send(Job::Sync(done));
     }
 
     fn send(&self, job: Job) {
@@ -254,6 +274,7 @@ fn write_loop(ledger: &mut Box<dyn LedgerStore>, rx: &std_mpsc::Receiver<Job>, o
     // Latest record per conversation not yet committed.
     let mut records: BTreeMap<String, Box<ConversationRecord>> = BTreeMap::new();
     let mut held: Vec<PushRequest> = Vec::new();
+    let mut syncs: Vec<Synced> = Vec::new();
     let mut failing = false;
     let mut open = true;
     while open || !records.is_empty() {
@@ -280,6 +301,7 @@ fn write_loop(ledger: &mut Box<dyn LedgerStore>, rx: &std_mpsc::Receiver<Job>, o
                 records.insert(r.id.clone(), r);
             }
             Job::Hold(p) => held.push(p),
+            Job::Sync(s) => syncs.push(s),
         };
         if let Some(job) = first {
             take(job);
@@ -288,6 +310,14 @@ fn write_loop(ledger: &mut Box<dyn LedgerStore>, rx: &std_mpsc::Receiver<Job>, o
             take(job);
         }
         if records.is_empty() && held.is_empty() {
+            if !syncs.is_empty() {
+                let answer = if failing {
+                    Err("the ledger is failing".to_string())
+                } else {
+                    ledger.sync().map_err(|e| e.to_string())
+                };
+                answer_syncs(&mut syncs, &answer);
+            }
             continue;
         }
         let batch: Vec<&ConversationRecord> = records.values().map(AsRef::as_ref).collect();
@@ -301,9 +331,14 @@ fn write_loop(ledger: &mut Box<dyn LedgerStore>, rx: &std_mpsc::Receiver<Job>, o
                 if !held.is_empty() {
                     let _ = out.blocking_send(Msg::Durable(std::mem::take(&mut held)));
                 }
+                if !syncs.is_empty() {
+                    let answer = ledger.sync().map_err(|e| e.to_string());
+                    answer_syncs(&mut syncs, &answer);
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "ledger commit failed");
+                answer_syncs(&mut syncs, &Err(e.to_string()));
                 if !held.is_empty() || !failing {
                     let _ = out.blocking_send(Msg::LedgerFailed {
                         error: e.to_string(),
@@ -318,5 +353,12 @@ fn write_loop(ledger: &mut Box<dyn LedgerStore>, rx: &std_mpsc::Receiver<Job>, o
                 }
             }
         }
+    }
+}
+
+fn answer_syncs(syncs: &mut Vec<Synced>, answer: &Result<(), String>) {
+    for s in syncs.drain(..) {
+        // The asker may have given up waiting; nothing to do then.
+        let _ = s.send(answer.clone());
     }
 }

@@ -128,6 +128,9 @@ pub struct Runtime {
     audit: AuditHandle,
     token: watch::Receiver<TokenInfo>,
     run_id: String,
+    /// Queues let go of and their calls, whose stream events still in the
+    /// channel are dropped (floor mode).
+    handed: floor::Handed,
     /// When the engine last had a tick: ticks are due every [`TICK`] even
     /// while messages keep arriving (heartbeats alone can come faster).
     last_tick: Instant,
@@ -327,6 +330,7 @@ impl Runtime {
             audit,
             token,
             run_id,
+            handed: floor::Handed::default(),
             last_tick: Instant::now(),
         };
         if let Some(url) = rt.widget_url() {
@@ -369,6 +373,9 @@ impl Runtime {
 
     /// Gives a message to the engine and carries out its effects.
     pub fn handle(&mut self, msg: Msg) {
+        if self.handed.is_stale(&msg) {
+            return;
+        }
         // Who is on a call decides who may open its widget page.
         if let (Msg::Stream(StreamEvent::Participants { conversation_id, participants }), Some(out)) =
             (&msg, &self.feed_out)

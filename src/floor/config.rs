@@ -1,5 +1,6 @@
 //! `[nats]`: where the floor's NATS server is, how to authenticate to it,
-//! and the floor's timings (lease TTL, event retention, publish buffer).
+//! and the floor's timings (lease TTL, event retention, publish buffer)
+//! and whether queues are rebalanced onto workers that join later.
 //! Nothing here is used in the single-process mode.
 
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ pub struct NatsConfig {
     /// Prefix of the stream and buckets' names, to run several floors on
     /// one server.
     pub prefix: String,
+    /// A worker above its fair share gives queues back to a worker that
+    /// joined later (one per lease round); `false` leaves queues where they
+    /// are until their worker stops.
+    pub rebalance: bool,
 }
 
 impl Default for NatsConfig {
@@ -53,6 +58,7 @@ impl Default for NatsConfig {
             events_max_age_s: 3_600,
             publish_buffer: 50_000,
             prefix: "aa".into(),
+            rebalance: true,
         }
     }
 }

@@ -11,6 +11,10 @@
 //! the spool of a worker that dies during an outage is not seen by the
 //! worker that takes over (that call may then see a suggestion again).
 //!
+//! Synced: before a queue is given back to the floor (rebalancing), the
+//! writer thread is asked to [`LedgerStore::sync`], which succeeds only
+//! once the spool is empty, so the next owner reads every record.
+//!
 //! Fenced: records are written only for queues whose lease was confirmed
 //! lately ([`Fence`]). A lease unconfirmed too long fails the write (so the
 //! ledger holds every push until it is confirmed again); the records of a
@@ -161,6 +165,20 @@ impl LedgerStore for KvLedger {
         self.spool.write(records.iter().copied())?;
         self.spooled = true;
         Ok(())
+    }
+
+    /// Nothing may be left in the spool: a queue given back is handed on
+    /// only once its new owner can read every record of it.
+    fn sync(&mut self) -> Result<(), LedgerError> {
+        if !self.spooled {
+            return Ok(());
+        }
+        if !self.online() {
+            return Err(self.err("records wait in the local spool; the server is not answering"));
+        }
+        self.flush_spool().inspect_err(|_| {
+            self.offline_until = Some(Instant::now() + OFFLINE_FOR);
+        })
     }
 }
 

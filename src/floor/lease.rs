@@ -10,11 +10,33 @@
 //! up), unless a queue has stayed free for two TTLs (then anyone takes it).
 //! A worker waits one TTL after joining before it takes anything, so that
 //! workers started together all count each other; it tries the queues in
-//! an order of its own, so they do not all race for the same one. Queues
-//! are not moved from a busy worker to one that joins later (no
-//! rebalancing): a newcomer takes what is free or orphaned.
+//! an order of its own, so they do not all race for the same one.
 //! While the server is unreachable a holder keeps its queues: nobody else
 //! can take them, and the calls must go on being assisted.
+//!
+//! Rebalancing ([`rebalance`], `nats.rebalance`): a presence key says
+//! `settling` until its worker takes queues, then `ready` (a giver waits
+//! for `ready`, so what it gives is taken at once, not after the
+//! newcomer's settling). Each round a
+//! worker holding more than its share, while a ready worker holds fewer,
+//! gives ONE queue back, never going below its share; a queue it gave back
+//! it does not take again for two TTLs (unless orphaned), so two workers do
+//! not pass it back and forth. The keeper task owns the leases and the
+//! worker's loop owns the runtime, so the give-back is a handshake: the
+//! keeper sends [`LeaseEvent::Releasing`] with a oneshot; the loop stops
+//! following the queue (the same path as a lost lease: its calls are
+//! handed over and no held push of theirs is sent) and asks the ledger's
+//! writer to answer on the oneshot once every record before it is in the
+//! bucket, spool included. Only on `Ok` does the keeper drop the fence and
+//! delete the lease with its revision; on an error or no answer within a
+//! third of the TTL it keeps (and renews) the lease and tries the sync
+//! again next round: the engine has forgotten the calls, so following the
+//! queue again from the bucket would miss what is still spooled. The
+//! newcomer, ready and below its share, takes the free queue at its next
+//! round (within a third of the TTL), reads the records and resumes the
+//! calls; a third worker at its share leaves it. Stream events of the
+//! queue already on their way to the giver are dropped there
+//! (`runtime::floor::Handed`).
 //!
 //! Fencing: "the server is down" and "this worker is cut off from a server
 //! the others still reach" look the same from here, and in the second case
@@ -36,12 +58,38 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::subject::token;
+use crate::ledger::Synced;
+
+pub mod rebalance;
+
+/// A presence value: the worker has settled and takes queues.
+const READY: &str = "ready";
+/// A presence value: the worker is counting the others before taking any.
+const SETTLING: &str = "settling";
 
 /// A change in what this worker holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum LeaseEvent {
     Acquired(String),
     Lost(String),
+    /// Being given back (rebalancing): stop following it, and answer on
+    /// `synced` once the ledger has every record of it in the bucket
+    /// ([`crate::runtime::Runtime::sync_ledger`]). Sent again each round
+    /// until that succeeds.
+    Releasing {
+        queue: String,
+        synced: Synced,
+    },
+    /// Given back: the lease is deleted, another worker takes it.
+    Released(String),
+}
+
+/// How the keeper works.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub ttl: Duration,
+    /// Give queues back to workers below their share (`nats.rebalance`).
+    pub rebalance: bool,
 }
 
 /// When each held lease was last confirmed by the server; shared by the
@@ -112,12 +160,17 @@ struct Keeper {
     free_since: HashMap<String, Instant>,
     presence: Option<u64>,
     fence: Fence,
+    rebalance: bool,
+    /// The queue being given back, once the give-back has started.
+    releasing: Option<String>,
+    /// Queues given back, and when (not taken again for two TTLs).
+    given_back: HashMap<String, Instant>,
 }
 
 /// Registers this worker's presence now, so others count it while it
 /// starts.
 pub async fn announce(kv: &kv::Store, owner: &str) {
-    if let Err(e) = kv.put(presence_key(owner), Bytes::from(owner.to_string())).await {
+    if let Err(e) = kv.put(presence_key(owner), Bytes::from_static(SETTLING.as_bytes())).await {
         tracing::warn!(error = %e, "floor: cannot announce this worker yet");
     }
 }
@@ -127,12 +180,13 @@ pub async fn announce(kv: &kv::Store, owner: &str) {
 pub fn spawn(
     kv: kv::Store,
     owner: String,
-    ttl: Duration,
+    policy: Policy,
     queues: Vec<String>,
     fence: Fence,
     out: mpsc::Sender<LeaseEvent>,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    let ttl = policy.ttl;
     tokio::spawn(async move {
         let mut k = Keeper {
             kv,
@@ -143,6 +197,9 @@ pub fn spawn(
             free_since: HashMap::new(),
             presence: None,
             fence,
+            rebalance: policy.rebalance,
+            releasing: None,
+            given_back: HashMap::new(),
         };
         // Each worker its own order of queues to try.
         let turn = k.owner.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
@@ -158,7 +215,7 @@ pub fn spawn(
                 () = cancel.cancelled() => break,
                 _ = every.tick() => {
                     if Instant::now() < settle_until {
-                        k.renew_presence().await;
+                        k.renew_presence(SETTLING).await;
                     } else {
                         k.round(&out).await;
                     }
@@ -171,7 +228,19 @@ pub fn spawn(
 
 impl Keeper {
     async fn round(&mut self, out: &mpsc::Sender<LeaseEvent>) {
-        self.renew_presence().await;
+        self.renew_presence(READY).await;
+        self.renew(out).await;
+        let survey = rebalance::Survey::read(&self.kv).await;
+        tracing::debug!(workers = survey.live.len(), "floor: live workers");
+        let share = rebalance::fair_share(self.queues.len(), survey.live.len());
+        if self.rebalance {
+            self.rebalance(&survey, share, out).await;
+        }
+        self.take_free(share, out).await;
+    }
+
+    /// Renews every held lease; reports those taken by another worker.
+    async fn renew(&mut self, out: &mpsc::Sender<LeaseEvent>) {
         let held: Vec<(String, u64)> = self.held.iter().map(|(q, r)| (q.clone(), *r)).collect();
         for (queue, rev) in held {
             match self.kv.update(lease_key(&queue), self.value(), rev).await {
@@ -200,8 +269,14 @@ impl Keeper {
                 Err(e) => tracing::warn!(queue, error = %e, "floor: lease renewal failed"),
             }
         }
-        let share = self.fair_share().await;
+    }
+
+    /// Takes free queues up to the share, and orphaned ones whatever the
+    /// share.
+    async fn take_free(&mut self, share: usize, out: &mpsc::Sender<LeaseEvent>) {
         let now = Instant::now();
+        let cool = self.ttl * 2;
+        self.given_back.retain(|_, at| now.duration_since(*at) < cool);
         for queue in self.queues.clone() {
             if self.held.contains_key(&queue) {
                 continue;
@@ -217,7 +292,8 @@ impl Keeper {
             }
             let since = *self.free_since.entry(queue.clone()).or_insert(now);
             let orphaned = now.duration_since(since) >= self.ttl * 2;
-            if self.held.len() >= share && !orphaned {
+            let lately = self.given_back.contains_key(&queue);
+            if !rebalance::may_take(self.held.len(), share, lately, orphaned) {
                 continue;
             }
             match self.kv.create(lease_key(&queue), self.value()).await {
@@ -238,23 +314,11 @@ impl Keeper {
         Bytes::from(self.owner.clone())
     }
 
-    async fn renew_presence(&mut self) {
-        match self.kv.put(presence_key(&self.owner), self.value()).await {
+    async fn renew_presence(&mut self, state: &'static str) {
+        match self.kv.put(presence_key(&self.owner), Bytes::from_static(state.as_bytes())).await {
             Ok(r) => self.presence = Some(r),
             Err(e) => tracing::debug!(error = %e, "floor: presence not renewed"),
         }
-    }
-
-    /// Queues per live worker, rounded up (at least 1).
-    async fn fair_share(&self) -> usize {
-        let mut workers = 0usize;
-        if let Ok(mut keys) = self.kv.keys().await {
-            while let Some(Ok(k)) = keys.next().await {
-                workers += usize::from(k.starts_with("w."));
-            }
-        }
-        tracing::debug!(workers, "floor: live workers");
-        self.queues.len().div_ceil(workers.max(1)).max(1)
     }
 
     /// Gives every lease back (clean shutdown), so others need not wait

@@ -98,7 +98,7 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
     let keeper = lease::spawn(
         buckets.leases.clone(),
         owner.clone(),
-        ttl,
+        lease::Policy { ttl, rebalance: config.nats.rebalance },
         plan.queues.clone(),
         fence,
         lease_tx,
@@ -189,6 +189,20 @@ async fn on_lease(rt: &mut Runtime, buckets: &Buckets, bus: &Bus, ev: LeaseEvent
         LeaseEvent::Lost(queue) => {
             rt.unfollow_queue(&queue);
             rt.note(json!({ "event": "lease", "queue": queue, "state": "lost" }));
+        }
+        // Given back: nothing of its calls is sent from here after this;
+        // the keeper deletes the lease once the ledger says every record
+        // is in the bucket (it asks again if not).
+        LeaseEvent::Releasing { queue, synced } => {
+            if rt.followed_queues().contains(&queue) {
+                tracing::info!(queue, "floor: giving the queue back; its calls are handed over");
+                rt.unfollow_queue(&queue);
+            }
+            rt.sync_ledger(synced);
+        }
+        LeaseEvent::Released(queue) => {
+            tracing::info!(queue, "floor: queue given back to the floor (rebalance)");
+            rt.note(json!({ "event": "lease", "queue": queue, "state": "released", "reason": "rebalance" }));
         }
     }
 }

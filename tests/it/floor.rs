@@ -176,7 +176,7 @@ fn pushes_by_article(sim: &SimHandle) -> BTreeMap<(String, String), Vec<(u64, bo
     out
 }
 
-fn no_repeat_within_cooldown(sim: &SimHandle) {
+pub(crate) fn no_repeat_within_cooldown(sim: &SimHandle) {
     for ((conv, article), times) in pushes_by_article(sim) {
         for pair in times.windows(2) {
             let gap = pair[1].0.saturating_sub(pair[0].0);

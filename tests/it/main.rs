@@ -13,6 +13,7 @@ mod call_calibration;
 mod console_cli;
 mod embed_batching;
 mod floor;
+mod floor_rebalance;
 mod floor_tui;
 mod floor_widget;
 mod hardening_net;

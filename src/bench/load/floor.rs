@@ -122,7 +122,7 @@ pub async fn start(config: &Config, paths: &AppPaths, root: &Path, url: &str, n:
         w.keepers.push(lease::spawn(
             buckets.leases,
             owner,
-            ttl,
+            lease::Policy { ttl, rebalance: nc.rebalance },
             queues.clone(),
             fence,
             lease_tx,
@@ -150,6 +150,11 @@ async fn run_worker(
             Some(ev) = leases.recv() => match ev {
                 LeaseEvent::Acquired(q) => rt.follow_queue(&q),
                 LeaseEvent::Lost(q) => rt.unfollow_queue(&q),
+                LeaseEvent::Releasing { queue, synced } => {
+                    rt.unfollow_queue(&queue);
+                    rt.sync_ledger(synced);
+                }
+                LeaseEvent::Released(_) => {}
             },
             msg = rt.next() => {
                 rt.handle(msg);
