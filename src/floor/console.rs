@@ -51,14 +51,11 @@ pub async fn run_headless(config: &Config, plan: ConsolePlan) -> Result<ExitCode
     let mut view = FloorView::default();
     let mut out = std::io::stdout().lock();
     print(&mut out, &json!({ "event": "floor_member", "role": "console", "id": id, "queues": plan.queues }));
-    let stop = tokio::time::sleep(plan.exit_after.unwrap_or(Duration::MAX / 4));
+    let stop = crate::app::stop_requested(plan.exit_after);
     tokio::pin!(stop);
-    let signal = crate::app::shutdown_signal();
-    tokio::pin!(signal);
     loop {
         tokio::select! {
             () = &mut stop => break,
-            () = &mut signal => break,
             Some(link) = links.recv() => {
                 let state = if link == Link::Up { "up" } else { "down" };
                 print(&mut out, &json!({ "event": "floor_link", "state": state }));
