@@ -6,6 +6,7 @@ use agent_assist::kb::{HnswParams, IndexKind, KbOptions, ModelSpec};
 use agent_assist::paths::AppPaths;
 
 pub mod process;
+pub mod tmux;
 
 /// The repository root (for `kb/`, `assets/`, fixtures).
 pub fn repo(relative: &str) -> PathBuf {
