@@ -423,33 +423,8 @@ pub enum BenchCommand {
     /// The bundled calls through the engine and the real KB on a simulated
     /// clock: searches, needless utterances, relevance, auto-push precision.
     Replay {
-        /// Search on every utterance (need detection off), to compare.
-        #[arg(long)]
-        no_need_detection: bool,
-        /// Push every search's best article instead of the default policy.
-        #[arg(long)]
-        every_search: bool,
-        /// A raw auto threshold instead of the calibrated one (sweeps).
-        #[arg(long)]
-        auto: Option<f32>,
-        /// Fusion of dense and BM25 rankings (default: the KB's).
-        #[arg(long)]
-        fusion: Option<crate::kb::rank::Fusion>,
-        /// Play the call scripts in this directory instead of the bundled ones.
-        #[arg(long)]
-        calls: Option<std::path::PathBuf>,
-        /// Write every search (window, hits, signals) as JSON lines to this file.
-        #[arg(long)]
-        dump: Option<std::path::PathBuf>,
-        /// Another `agreement_bonus` than the policy's (sweeps).
-        #[arg(long)]
-        agreement: Option<f32>,
-        /// Another `lead_weight` than the policy's (sweeps).
-        #[arg(long)]
-        lead: Option<f32>,
-        /// Let auto mode send runners-up too, not only each search's best.
-        #[arg(long)]
-        all_ranks: bool,
+        #[command(flatten)]
+        opts: crate::bench::replay::Options,
         #[arg(long)]
         json: bool,
     },
