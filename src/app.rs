@@ -181,6 +181,15 @@ pub async fn dashboard(config: &Config, paths: &AppPaths, sim_url: Option<String
 }
 
 /// Waits for ctrl-c or SIGTERM.
+/// Resolves at a shutdown signal or once `exit_after` has passed: how the
+/// headless console, the floor console and a worker end.
+pub async fn stop_requested(exit_after: Option<std::time::Duration>) {
+    tokio::select! {
+        () = tokio::time::sleep(exit_after.unwrap_or(std::time::Duration::MAX / 4)) => {}
+        () = shutdown_signal() => {}
+    }
+}
+
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {

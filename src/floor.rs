@@ -5,8 +5,8 @@
 //! take a queue over, and answer operator commands by request/reply
 //! ([`worker`]). Consoles only read the stream and send commands
 //! ([`console`]). Every worker serves every call's agent widget page, fed
-//! from the stream ([`widget`]). None of this is used in the single-process
-//! mode.
+//! from the stream ([`widget`]); both read it through [`replay`]. None of
+//! this is used in the single-process mode.
 //!
 //! On the server: a stream `<PREFIX>_EVENTS` on `<prefix>.v1.*.*.*`
 //! (age-limited), a KV bucket `<PREFIX>_leases` (max age = lease TTL) and a
@@ -20,6 +20,7 @@ pub mod dashboard;
 pub mod kv_ledger;
 pub mod lease;
 pub mod model;
+pub mod replay;
 pub mod subject;
 pub mod widget;
 pub mod worker;

@@ -24,6 +24,8 @@ use super::{Latency, Machine, SplitMix, machine, proc_stats};
 mod floor;
 mod table;
 
+use table::Run;
+
 use crate::domain::Sink;
 use crate::engine::Stage;
 use crate::net::Dialect;
@@ -247,28 +249,23 @@ fn trial(
         sim.stop().await;
         let (widget_pages, widget_events) = (pages.opened(), pages.seen().len() as u64);
         drop(pages);
-        let trial = Trial {
+        let run = Run {
             mode: "single",
             workers: 0,
             conversations: n,
-            events_per_s: summary.utterances as f64 / wall,
-            searches_per_s: summary.searches as f64 / wall,
+            utterances: summary.utterances,
+            searches: summary.searches,
             pushes: summary.pushes_ok,
             stale: summary.stale_results,
-            sustained: e2p.n > 0 && e2p.p99_ms <= opts.target_p99.as_secs_f64() * 1000.0,
+            wall_s: wall,
+            cpu_s: cpu,
             event_to_push: e2p,
             search,
             record,
             max_queue,
             max_searches_in_flight: max_inflight,
-            cpu_percent: 100.0 * cpu / wall,
-            peak_rss_mib: proc_stats("self").peak_rss_mib,
-            widget_pages,
-            widget_events,
-            bus_cpu_percent: None,
-            bus_cpu_share: None,
-            queues_held: Vec::new(),
         };
+        let trial = Trial { widget_pages, widget_events, ..Trial::of(run, opts.target_p99) };
         Ok::<_, color_eyre::eyre::Report>(trial)
     });
     drop(tokio);

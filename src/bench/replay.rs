@@ -24,25 +24,42 @@ use crate::kb::{FastEmbedder, KbOptions, ModelSpec, Retriever};
 use crate::paths::AppPaths;
 use crate::sim;
 
-#[derive(Debug, Clone)]
+/// `bench replay`'s options, parsed from its command line as they are
+/// (`kb calibrate` and the tests fill them in themselves).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// Search on every utterance (need detection off), to compare.
+    #[arg(long = "no-need-detection", action = clap::ArgAction::SetFalse)]
     pub need_detection: bool,
-    /// Push every search's best article (as `bench e2e` does) rather than
-    /// applying the default policy's calibrated thresholds.
+    /// Push every search's best article instead of the default policy.
+    // As `bench e2e` does, rather than applying the default policy's
+    // calibrated thresholds.
+    #[arg(long)]
     pub every_search: bool,
-    /// A raw `auto` threshold instead of the calibrated one (for sweeps;
-    /// `push` follows it down).
+    /// A raw auto threshold instead of the calibrated one (sweeps).
+    // `push` follows it down.
+    #[arg(long)]
     pub auto: Option<f32>,
-    /// Another fusion than the default (its calibration, if any, follows).
+    /// Fusion of dense and BM25 rankings (default: the KB's).
+    // Its calibration, if any, follows.
+    #[arg(long)]
     pub fusion: Option<crate::kb::rank::Fusion>,
-    /// Other call scripts than the bundled ones (e.g. the calibration calls).
+    /// Play the call scripts in this directory instead of the bundled ones.
+    // E.g. the calibration calls.
+    #[arg(long)]
     pub calls: Option<std::path::PathBuf>,
-    /// Writes every search (window, hits, signals) as JSON lines here.
+    /// Write every search (window, hits, signals) as JSON lines to this file.
+    #[arg(long)]
     pub dump: Option<std::path::PathBuf>,
-    /// Other credits for agreement and lead than the policy's (sweeps).
+    /// Another `agreement_bonus` than the policy's (sweeps).
+    #[arg(long)]
     pub agreement: Option<f32>,
+    /// Another `lead_weight` than the policy's (sweeps).
+    #[arg(long)]
     pub lead: Option<f32>,
-    /// Let auto mode send runners-up too (the rule before agreement).
+    /// Let auto mode send runners-up too, not only each search's best.
+    // The rule before agreement.
+    #[arg(long)]
     pub all_ranks: bool,
 }
 

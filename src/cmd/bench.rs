@@ -68,29 +68,7 @@ pub fn run(cmd: BenchCommand, paths: &AppPaths) -> Result<ExitCode> {
             let r = e2e::run(paths, &opts)?;
             bench::print(&r, json, e2e::print_table);
         }
-        BenchCommand::Replay {
-            no_need_detection,
-            every_search,
-            auto,
-            fusion,
-            calls,
-            dump,
-            agreement,
-            lead,
-            all_ranks,
-            json,
-        } => {
-            let opts = crate::bench::replay::Options {
-                need_detection: !no_need_detection,
-                every_search,
-                auto,
-                fusion,
-                calls,
-                dump,
-                agreement,
-                lead,
-                all_ranks,
-            };
+        BenchCommand::Replay { opts, json } => {
             let r = crate::bench::replay::run(paths, &opts)?;
             bench::print(&r, json, crate::bench::replay::print_table);
         }

@@ -102,17 +102,14 @@ pub async fn headless(
 ) -> Result<ExitCode> {
     let opts = Options { headless_out: Some(Box::new(std::io::stdout())), ..Options::default() };
     let mut rt = Runtime::start(config, paths, opts).await?;
-    let stop = tokio::time::sleep(exit_after.unwrap_or(std::time::Duration::MAX / 4));
+    let stop = crate::app::stop_requested(exit_after);
     tokio::pin!(stop);
-    let signal = crate::app::shutdown_signal();
-    tokio::pin!(signal);
     let mut failed = false;
     let mut commands = spawn_stdin_commands();
     let mut stdin_open = true;
     loop {
         tokio::select! {
             () = &mut stop => break,
-            () = &mut signal => break,
             line = commands.recv(), if stdin_open => match line {
                 Some(Ok(cmd)) => {
                     rt.handle(Msg::Command(cmd));
@@ -120,16 +117,21 @@ pub async fn headless(
                 Some(Err(message)) => rt.note(serde_json::json!({ "event": "command_error", "message": message })),
                 None => stdin_open = false,
             },
-            msg = rt.next() => {
-                failed |= matches!(msg, Msg::Stream(StreamEvent::Connection(ConnectionState::Failed { .. })));
-                rt.handle(msg);
-                rt.drain_ready(256);
-                if failed {
-                    break;
-                }
-            }
+            msg = rt.next() => if pump(&mut rt, msg) {
+                failed = true;
+                break;
+            },
         }
     }
     rt.shutdown().await;
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Hands one message to the runtime, then whatever else is ready; true
+/// when the connection has failed for good (the process then exits 1).
+pub fn pump(rt: &mut Runtime, msg: Msg) -> bool {
+    let failed = matches!(msg, Msg::Stream(StreamEvent::Connection(ConnectionState::Failed { .. })));
+    rt.handle(msg);
+    rt.drain_ready(256);
+    failed
 }

@@ -9,7 +9,9 @@ use super::tests_support::{at, customer, done, hit, pushes, said, searches};
 mod auto_rule;
 
 use super::*;
-use crate::domain::{PushAttempt, PushOutcome, PushRequest, Sink, Speaker, StreamEvent, TranscriptEvent};
+use crate::domain::{
+    Hit, PushAttempt, PushOutcome, PushRequest, Sink, Speaker, StreamEvent, TranscriptEvent,
+};
 
 fn engine(tweak: impl FnOnce(&mut Policy)) -> Engine {
     // Test utterances are short; let every word count.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::tests_support::{at, customer, hit, pushes, searches};
 use super::*;
-use crate::domain::{Participant, PushOutcome, PushRequest, Sink, StreamEvent};
+use crate::domain::{Hit, Participant, PushOutcome, PushRequest, Sink, StreamEvent};
 
 fn engine(mode: Mode, sinks: &[Sink]) -> Engine {
     let p = Policy {

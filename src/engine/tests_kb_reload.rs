@@ -3,6 +3,7 @@
 
 use super::super::tests_support::{at, customer, done, hit, searches};
 use super::super::*;
+use crate::domain::Hit;
 
 /// Need detection (judged off the engine) is not what these tests are about.
 fn engine() -> Engine {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::domain::{Speaker, StreamEvent, TranscriptEvent};
+use crate::domain::{Hit, Speaker, StreamEvent, TranscriptEvent};
 
 fn at(base: Instant, ms: u64) -> Instant {
     base + Duration::from_millis(ms)

@@ -12,12 +12,11 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use color_eyre::eyre::Result;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::replay::Replay;
 use super::{Floor, Link, subject};
 use crate::config::Config;
 use crate::engine::Command;
@@ -51,14 +50,11 @@ pub async fn run_headless(config: &Config, plan: ConsolePlan) -> Result<ExitCode
     let mut view = FloorView::default();
     let mut out = std::io::stdout().lock();
     print(&mut out, &json!({ "event": "floor_member", "role": "console", "id": id, "queues": plan.queues }));
-    let stop = tokio::time::sleep(plan.exit_after.unwrap_or(Duration::MAX / 4));
+    let stop = crate::app::stop_requested(plan.exit_after);
     tokio::pin!(stop);
-    let signal = crate::app::shutdown_signal();
-    tokio::pin!(signal);
     loop {
         tokio::select! {
             () = &mut stop => break,
-            () = &mut signal => break,
             Some(link) = links.recv() => {
                 let state = if link == Link::Up { "up" } else { "down" };
                 print(&mut out, &json!({ "event": "floor_link", "state": state }));
@@ -198,43 +194,9 @@ pub(super) async fn read_stream(floor: Floor, queues: Vec<String>, out: mpsc::Se
         [one] => format!("{}.v1.{}.*.*", floor.prefix, subject::token(one)),
         _ => subject::all_events(&floor.prefix),
     };
-    let mut last: u64 = 0;
+    let mut replay = Replay::new(floor, filter, "console", RESUME_AFTER);
     loop {
-        match read_from(&floor, &filter, &queues, &mut last, &out).await {
-            Ok(()) => return,
-            Err(e) => tracing::debug!(error = %e, last, "floor console: reader stopped; resuming"),
-        }
-        tokio::time::sleep(RESUME_AFTER).await;
-    }
-}
-
-async fn read_from(
-    floor: &Floor,
-    filter: &str,
-    queues: &[String],
-    last: &mut u64,
-    out: &mpsc::Sender<Event>,
-) -> Result<(), String> {
-    let stream = floor.js.get_stream(&floor.events_stream).await.map_err(|e| e.to_string())?;
-    let deliver_policy = if *last == 0 {
-        DeliverPolicy::All
-    } else {
-        DeliverPolicy::ByStartSequence { start_sequence: *last + 1 }
-    };
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: filter.to_string(),
-            deliver_policy,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    while let Some(m) = messages.next().await {
-        let m = m.map_err(|e| e.to_string())?;
-        if let Ok(info) = m.info() {
-            *last = info.stream_sequence;
-        }
+        let m = replay.next().await;
         let Some((queue, conversation, _kind)) = subject::parse_event(&m.subject) else { continue };
         if !queues.is_empty() && queue.as_ref().is_some_and(|q| !queues.contains(q)) {
             continue;
@@ -250,8 +212,7 @@ async fn read_from(
             .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
             .and_then(|id| id.as_str().rsplit_once('-').map(|(w, _)| w.to_string()));
         if out.send(Event { queue, conversation, owner, body }).await.is_err() {
-            return Ok(());
+            return;
         }
     }
-    Err("the consumer ended".into())
 }

@@ -18,14 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::Bus;
+use super::replay::Replay;
 use super::{Floor, FloorError, subject};
 use crate::widget::{AgentSignal, FeedEvent, FloorFeedFn, WidgetHub};
 
@@ -75,57 +74,27 @@ pub fn feed_out(bus: Bus) -> FloorFeedFn {
 /// Feeds `hub` from the stream's widget events, from the oldest kept on,
 /// resuming after the last one read whenever the consumer fails.
 pub fn spawn_feed(floor: Floor, hub: WidgetHub, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let filter = subject::all_widget(&floor.prefix);
+    let mut replay = Replay::new(floor, filter, "widget feed", RESUME_AFTER);
     tokio::spawn(async move {
-        let mut last = 0u64;
         loop {
-            tokio::select! {
+            let m = tokio::select! {
                 () = cancel.cancelled() => return,
-                r = read_feed(&floor, &hub, &mut last) => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, last, "floor widget: feed reader stopped; resuming");
-                    }
+                m = replay.next() => m,
+            };
+            let Ok(seq) = m.info().map(|i| i.stream_sequence) else { continue };
+            let ev = serde_json::from_slice::<Value>(&m.payload)
+                .ok()
+                .and_then(|mut v| v.get_mut("feed").map(Value::take))
+                .and_then(|f| serde_json::from_value::<FeedEvent>(f).ok());
+            match ev {
+                Some(ev) => {
+                    hub.publish_at(ev, seq);
                 }
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(RESUME_AFTER) => {}
+                None => tracing::warn!(subject = %m.subject, "floor widget: not a feed event; skipped"),
             }
         }
     })
-}
-
-async fn read_feed(floor: &Floor, hub: &WidgetHub, last: &mut u64) -> Result<(), String> {
-    let stream = floor.js.get_stream(&floor.events_stream).await.map_err(|e| e.to_string())?;
-    let deliver_policy = if *last == 0 {
-        DeliverPolicy::All
-    } else {
-        DeliverPolicy::ByStartSequence { start_sequence: *last + 1 }
-    };
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: subject::all_widget(&floor.prefix),
-            deliver_policy,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    while let Some(m) = messages.next().await {
-        let m = m.map_err(|e| e.to_string())?;
-        let Ok(seq) = m.info().map(|i| i.stream_sequence) else { continue };
-        *last = seq;
-        let ev = serde_json::from_slice::<Value>(&m.payload)
-            .ok()
-            .and_then(|mut v| v.get_mut("feed").map(Value::take))
-            .and_then(|f| serde_json::from_value::<FeedEvent>(f).ok());
-        match ev {
-            Some(ev) => {
-                hub.publish_at(ev, seq);
-            }
-            None => tracing::warn!(subject = %m.subject, "floor widget: not a feed event; skipped"),
-        }
-    }
-    Err("the consumer ended".into())
 }
 
 /// Sends this worker's pages' signals to each call's owner, retrying

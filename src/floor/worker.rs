@@ -20,8 +20,7 @@ use super::kv_ledger::{KvLedger, load_queue};
 use super::lease::{self, LeaseEvent};
 use super::{Buckets, Floor, FloorError, Link, subject, widget};
 use crate::config::Config;
-use crate::domain::{ConnectionState, StreamEvent};
-use crate::engine::{Command, Msg};
+use crate::engine::Command;
 use crate::ledger::Ledger;
 use crate::net::Dialect;
 use crate::paths::AppPaths;
@@ -106,15 +105,12 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
     );
     let mut commands = floor.client.subscribe(subject::all_commands(&floor.prefix)).await?;
     let mut metrics = tokio::time::interval(METRICS_EVERY);
-    let stop = tokio::time::sleep(plan.exit_after.unwrap_or(Duration::MAX / 4));
+    let stop = crate::app::stop_requested(plan.exit_after);
     tokio::pin!(stop);
-    let signal = crate::app::shutdown_signal();
-    tokio::pin!(signal);
     let mut failed = false;
     loop {
         tokio::select! {
             () = &mut stop => break,
-            () = &mut signal => break,
             Some(ev) = leases.recv() => on_lease(&mut rt, &buckets, &bus, ev).await,
             Some(msg) = commands.next() => on_command(&mut rt, &floor, &owner, msg).await,
             Some(msg) = agent_signals.next() => {
@@ -140,14 +136,10 @@ pub async fn run(config: &Config, paths: &AppPaths, plan: WorkerPlan) -> Result<
                 }
                 rt.note(m);
             }
-            msg = rt.next() => {
-                failed |= matches!(msg, Msg::Stream(StreamEvent::Connection(ConnectionState::Failed { .. })));
-                rt.handle(msg);
-                rt.drain_ready(256);
-                if failed {
-                    break;
-                }
-            }
+            msg = rt.next() => if crate::cmd::console::pump(&mut rt, msg) {
+                failed = true;
+                break;
+            },
         }
     }
     // Records first (the ledger flushes in shutdown), then the leases, so

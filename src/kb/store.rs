@@ -5,25 +5,30 @@
 //! parameters. Anything that does not match (or does not parse) means a
 //! rebuild, never a wrong answer: the cache is derived data. Writes go to a
 //! temporary directory that replaces the old one only when complete.
+//! Building from the sources is in [`build`], the hybrid search in
+//! [`hybrid`], the model and the KB together in [`retriever`].
 
+mod build;
 mod hybrid;
+mod retriever;
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use build::build;
 pub use hybrid::Ranked;
+pub use retriever::Retriever;
 
 use super::bm25::Bm25;
-use super::calibration::{self, Calibration};
-use super::chunk::{self, Chunk};
-use super::embed::cache::{CacheUse, EmbeddingCache, embed_cached};
-use super::embed::{self, FastEmbedder, ModelSpec};
+use super::chunk::Chunk;
+use super::embed::cache::EmbeddingCache;
+use super::embed::{self, ModelSpec};
 use super::index::{FaissIndex, HnswParams, IndexKind};
 use super::rank::Fusion;
-use super::source::{self, Article};
+use super::source;
 use super::{Embedder, Hit, KbError, VectorIndex};
 use crate::paths::AppPaths;
 
@@ -290,123 +295,6 @@ fn try_load(dir: &Path, expected: &Manifest, opts: &KbOptions) -> Result<Knowled
     })
 }
 
-fn build(
-    opts: &KbOptions,
-    embedder: &mut dyn Embedder,
-    cache: &mut EmbeddingCache,
-    mut manifest: Manifest,
-    dir: &Path,
-    started: Instant,
-    progress: &mut dyn FnMut(BuildProgress),
-) -> Result<(KnowledgeBase, CacheUse), KbError> {
-    let articles = source::load_sources(&opts.sources)?;
-    let chunks = chunk_reusing(&articles, dir, &manifest, embedder);
-    let texts: Vec<String> =
-        chunks.iter().map(|c| c.embed_text(&articles[c.article as usize].title)).collect();
-    // Only texts the cache has not seen are embedded; progress counts those.
-    let (vectors, used) = embed_cached(embedder, &texts, cache, &mut |done, total| {
-        progress(BuildProgress::Embedding { done, total })
-    })?;
-    let mut index = FaissIndex::new(opts.kind, embedder.dimension(), opts.hnsw)?;
-    index.add(&vectors)?;
-    manifest.articles = articles.len();
-    manifest.chunks = chunks.len();
-    manifest.built_at_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    manifest.build_seconds = started.elapsed().as_secs_f64();
-    let articles: Vec<StoredArticle> = articles.into_iter().map(stored).collect();
-    let first_passage = first_passages(articles.len(), &chunks);
-    let bm25 = hybrid::lexical_index(&titles(&articles), &chunks);
-    let kb = KnowledgeBase {
-        articles,
-        chunks,
-        manifest,
-        dir: dir.to_path_buf(),
-        fusion: Fusion::default(),
-        index: Box::new(index),
-        bm25,
-        first_passage,
-    };
-    if let Err(e) = save(&kb, dir) {
-        // The KB is usable without its cache; the next start rebuilds.
-        tracing::warn!(error = %e, "could not save the index cache");
-    }
-    Ok((kb, used))
-}
-
-/// Chunks every article, reusing the previous build's chunks of articles
-/// whose title and text are unchanged (when that build used the same
-/// chunking, model and limit): counting word pieces of 10,000 articles is
-/// most of an incremental rebuild otherwise. Chunking is per article, so
-/// the result is the same either way.
-fn chunk_reusing(
-    articles: &[Article],
-    dir: &Path,
-    expected: &Manifest,
-    embedder: &dyn Embedder,
-) -> Vec<Chunk> {
-    let count = |t: &str| embedder.count_tokens(t);
-    let same = read_manifest(dir).is_some_and(|m| {
-        m.format == expected.format
-            && m.model_hash == expected.model_hash
-            && m.max_tokens == expected.max_tokens
-    });
-    let previous: Option<Metadata> = same
-        .then(|| std::fs::read(dir.join("chunks.json")).ok())
-        .flatten()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    // (title, text) of each previous article, to that article's chunks.
-    let mut by_text: std::collections::HashMap<(&str, &str), Vec<&Chunk>> = std::collections::HashMap::new();
-    if let Some(prev) = &previous {
-        let mut per_article: Vec<Vec<&Chunk>> = vec![Vec::new(); prev.articles.len()];
-        for c in &prev.chunks {
-            if let Some(v) = per_article.get_mut(c.article as usize) {
-                v.push(c);
-            }
-        }
-        for (a, cs) in prev.articles.iter().zip(per_article) {
-            by_text.entry((a.title.as_str(), a.content.as_str())).or_insert(cs);
-        }
-    }
-    let mut out = Vec::new();
-    for (i, a) in articles.iter().enumerate() {
-        let index = u32::try_from(i).unwrap_or(u32::MAX);
-        match by_text.get(&(a.title.as_str(), a.content.as_str())) {
-            Some(cs) => out.extend(cs.iter().map(|c| Chunk { article: index, ..(*c).clone() })),
-            None => out.extend(
-                chunk::chunk_articles(std::slice::from_ref(a), embed::MAX_TOKENS, &count)
-                    .into_iter()
-                    .map(|c| Chunk { article: index, ..c }),
-            ),
-        }
-    }
-    out
-}
-
-/// An untitled record is shown under its id, as before (its chunks know
-/// they are untitled, so the id is never embedded).
-fn stored(a: Article) -> StoredArticle {
-    let title = if a.title.trim().is_empty() { a.id.clone() } else { a.title };
-    StoredArticle { id: a.id, title, url: a.url, tags: a.tags, content: a.content }
-}
-
-fn save(kb: &KnowledgeBase, dir: &Path) -> Result<(), KbError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| KbError::Io { path, source }
-    };
-    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    kb.index.save(&tmp.join("index.faiss"))?;
-    let meta = serde_json::to_vec(&Metadata { articles: kb.articles.clone(), chunks: kb.chunks.clone() })
-        .map_err(|e| KbError::Index(e.to_string()))?;
-    std::fs::write(tmp.join("chunks.json"), meta).map_err(io(&tmp))?;
-    let manifest = serde_json::to_vec_pretty(&kb.manifest).map_err(|e| KbError::Index(e.to_string()))?;
-    std::fs::write(tmp.join("manifest.json"), manifest).map_err(io(&tmp))?;
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::rename(&tmp, dir).map_err(io(dir))
-}
-
 impl KnowledgeBase {
     /// The `k` best articles for a unit query vector, one hit per article
     /// (its best chunk), best first.
@@ -476,97 +364,5 @@ impl KnowledgeBase {
 
     pub fn dimension(&self) -> usize {
         self.index.dimension()
-    }
-}
-
-/// The embedder and the KB together: text in, hits out.
-pub struct Retriever {
-    pub kb: KnowledgeBase,
-    pub embedder: Box<dyn Embedder>,
-    /// Maps scores to probabilities when the KB has been calibrated.
-    pub calibration: Option<Calibration>,
-}
-
-impl Retriever {
-    /// Loads the real model, then loads or builds the KB.
-    pub fn open(
-        opts: &KbOptions,
-        paths: &AppPaths,
-        progress: &mut dyn FnMut(BuildProgress),
-    ) -> Result<(Self, BuildReport), KbError> {
-        let mut embedder = FastEmbedder::load(&opts.model)?;
-        let (kb, report) = open(opts, paths, &mut embedder, progress)?;
-        let calibration = calibration::for_kb(&kb);
-        Ok((Self { kb, embedder: Box::new(embedder), calibration }, report))
-    }
-
-    /// Sets each hit's probability from the calibration, if there is one.
-    fn calibrate(&self, hits: &mut [Hit]) {
-        if let Some(c) = &self.calibration {
-            for h in hits {
-                h.probability = Some(c.probability(h.score));
-            }
-        }
-    }
-
-    /// Embeds several queries in one batch (sorted by length, so padding
-    /// stays small) and searches each; one result per query, in order.
-    pub fn query_many(
-        &mut self,
-        queries: &[(String, usize)],
-    ) -> Result<Vec<Result<Vec<Hit>, KbError>>, KbError> {
-        let texts: Vec<String> =
-            queries.iter().map(|(q, _)| q.trim().to_string()).filter(|q| !q.is_empty()).collect();
-        let vectors = self.embedder.embed_many(&texts, &mut |_| {})?;
-        let dim = self.embedder.dimension();
-        let mut next = vectors.chunks(dim.max(1));
-        Ok(queries
-            .iter()
-            .map(|(q, k)| {
-                if q.trim().is_empty() {
-                    return Err(KbError::EmptyQuery);
-                }
-                let v = next.next().ok_or_else(|| KbError::Embed("batch returned too few vectors".into()))?;
-                self.answer(q, v, *k)
-            })
-            .collect())
-    }
-
-    /// Embeds texts in one batch: `dimension` floats per text, in order.
-    pub fn embed_texts(&mut self, texts: &[String]) -> Result<Vec<f32>, KbError> {
-        self.embedder.embed_many(texts, &mut |_| {})
-    }
-
-    /// The embedding model's output size.
-    pub fn dimension(&self) -> usize {
-        self.embedder.dimension()
-    }
-
-    /// Searches a query already embedded as `vector`.
-    pub fn answer(&mut self, query: &str, vector: &[f32], k: usize) -> Result<Vec<Hit>, KbError> {
-        let query = query.trim();
-        if query.is_empty() {
-            return Err(KbError::EmptyQuery);
-        }
-        let mut hits = self.kb.search_text(query, vector, k)?.hits;
-        self.calibrate(&mut hits);
-        Ok(hits)
-    }
-
-    /// Embeds one query and searches it.
-    pub fn query(&mut self, text: &str, k: usize) -> Result<Vec<Hit>, KbError> {
-        Ok(self.query_ranked(text, k)?.hits)
-    }
-
-    /// Embeds one query and searches it, with the query-level signals.
-    pub fn query_ranked(&mut self, text: &str, k: usize) -> Result<Ranked, KbError> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(KbError::EmptyQuery);
-        }
-        let v = self.embedder.embed_one(text)?;
-        let mut ranked = self.kb.search_text(text, &v, k)?;
-        self.calibrate(&mut ranked.hits);
-        Ok(ranked)
     }
 }

@@ -5,10 +5,7 @@
 //! push, and a NATS outage neither stops the assisting nor loses events.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agent_assist::sim::SimHandle;
@@ -16,17 +13,16 @@ use serde_json::{Value, json};
 
 use crate::nats_support::NatsServer;
 use crate::support::net::{sim_config, start};
-use crate::support::{bundled_scripts, console_process, link_model};
+use crate::support::process::{ConsoleProcess, sim_console};
+use crate::support::{bundled_scripts, link_model};
 
 pub const QUEUES: [&str; 3] = ["queue-a", "queue-b", "queue-c"];
 
-/// A floor process (worker or console), its stdout lines on a channel.
+/// A floor process (worker or console): its stdout lines, and everything
+/// read from them so far.
 pub struct Member {
     pub name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<Value>,
-    stderr: PathBuf,
+    process: ConsoleProcess,
     /// Everything read so far.
     pub seen: Vec<Value>,
 }
@@ -36,30 +32,10 @@ impl Member {
         crate::support::warm_index();
         let dir = root.join(name);
         link_model(&dir);
-        let stderr = dir.join("stderr");
-        let mut child = console_process(&dir)
-            .args(args)
-            .env("GENESYS_API_BASE", &sim.base_url)
-            .env("GENESYS_CLIENT_ID", "floor-test")
-            .env("GENESYS_CLIENT_SECRET", "floor-secret")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line).expect("every stdout line is JSON");
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Self { name: name.into(), child, stdin, lines, stderr, seen: Vec::new() }
+        let mut command = sim_console(&dir, sim, "floor");
+        command.args(args);
+        let process = ConsoleProcess::spawn(name, command, dir.join("stderr"));
+        Self { name: name.into(), process, seen: Vec::new() }
     }
 
     pub fn worker(root: &Path, name: &str, nats: &str, mode: &str, ttl: &str, sim: &SimHandle) -> Self {
@@ -77,14 +53,9 @@ impl Member {
 
     /// Reads what has arrived (waiting up to `wait` for the first line).
     pub fn pump(&mut self, wait: Duration) {
-        match self.lines.recv_timeout(wait) {
-            Ok(v) => self.seen.push(v),
-            Err(mpsc::RecvTimeoutError::Timeout) => return,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                panic!("{} exited: {}", self.name, std::fs::read_to_string(&self.stderr).unwrap_or_default())
-            }
-        }
-        while let Ok(v) = self.lines.try_recv() {
+        let Some(v) = self.process.next(wait) else { return };
+        self.seen.push(v);
+        while let Some(v) = self.process.try_next() {
             self.seen.push(v);
         }
     }
@@ -115,22 +86,11 @@ impl Member {
     }
 
     fn send(&mut self, command: &Value) {
-        if let Some(s) = self.stdin.as_mut() {
-            let _ = writeln!(s, "{command}");
-            let _ = s.flush();
-        }
+        self.process.send(command);
     }
 
-    pub fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill9(self) {
+        self.process.kill9();
     }
 }
 

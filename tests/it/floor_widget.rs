@@ -33,6 +33,34 @@ fn widget_url(m: &Member) -> Option<String> {
     m.events("widget").find_map(|v| v["url"].as_str().map(String::from))
 }
 
+/// Waits until both workers hold queues and listen for pages, then for a
+/// suggestion one of them delivered to the widget on a call still going:
+/// (that worker's index, the call, the suggestion).
+fn a_live_widget_delivery(all: &mut [&mut Member], what: &str) -> (usize, String, String) {
+    until(all, Duration::from_secs(90), "queues held and widgets listening", |m| {
+        m.iter().all(|w| widget_url(w).is_some() && !w.held().is_empty())
+    });
+    let mut found = None;
+    until(all, Duration::from_secs(120), what, |m| {
+        found = (0..2).find_map(|i| {
+            let ended: BTreeSet<&str> =
+                m[i].events("conversation_ended").filter_map(|v| v["conversation_id"].as_str()).collect();
+            m[i].events("push")
+                .filter(|v| v["sink"] == "widget" && v["ok"] == true)
+                .filter(|v| !ended.contains(v["conversation_id"].as_str().unwrap_or("")))
+                .find_map(|v| {
+                    Some((
+                        i,
+                        v["conversation_id"].as_str()?.to_string(),
+                        v["suggestion_id"].as_str()?.to_string(),
+                    ))
+                })
+        });
+        found.is_some()
+    });
+    found.expect("until returns once found")
+}
+
 /// Opens a page's feed on `base` for `call`, resuming after `last` if given.
 async fn open_page(http: &reqwest::Client, base: &str, call: &str, last: Option<&str>) -> SseReader {
     let r = http.post(format!("{base}/agent/session")).json(&json!({ "conversation_id": call })).send().await;
@@ -74,29 +102,7 @@ async fn any_worker_serves_any_calls_page_and_feedback_reaches_the_owner() {
     let mut w0 = widget_worker(tmp.path(), "w0", &url, &sim);
     let mut w1 = widget_worker(tmp.path(), "w1", &url, &sim);
     let mut all: Vec<&mut Member> = vec![&mut w0, &mut w1];
-    until(&mut all, Duration::from_secs(90), "queues held and widgets listening", |m| {
-        m.iter().all(|w| widget_url(w).is_some() && !w.held().is_empty())
-    });
-    // A suggestion delivered to the widget on a call that is still going.
-    let mut found = None;
-    until(&mut all, Duration::from_secs(120), "a widget delivery on a live call", |m| {
-        found = (0..2).find_map(|i| {
-            let ended: BTreeSet<&str> =
-                m[i].events("conversation_ended").filter_map(|v| v["conversation_id"].as_str()).collect();
-            m[i].events("push")
-                .filter(|v| v["sink"] == "widget" && v["ok"] == true)
-                .filter(|v| !ended.contains(v["conversation_id"].as_str().unwrap_or("")))
-                .find_map(|v| {
-                    Some((
-                        i,
-                        v["conversation_id"].as_str()?.to_string(),
-                        v["suggestion_id"].as_str()?.to_string(),
-                    ))
-                })
-        });
-        found.is_some()
-    });
-    let (owner, call, sid) = found.unwrap();
+    let (owner, call, sid) = a_live_widget_delivery(&mut all, "a widget delivery on a live call");
     let other = 1 - owner;
     let (owner_url, other_url) = (widget_url(all[owner]).unwrap(), widget_url(all[other]).unwrap());
     assert!(!all[other].calls().contains(&call), "the other worker does not follow {call}");
@@ -186,28 +192,8 @@ async fn a_page_on_the_surviving_worker_keeps_working_when_the_owner_dies() {
     let mut workers =
         vec![widget_worker(tmp.path(), "w0", &url, &sim), widget_worker(tmp.path(), "w1", &url, &sim)];
     let mut all: Vec<&mut Member> = workers.iter_mut().collect();
-    until(&mut all, Duration::from_secs(90), "queues held and widgets listening", |m| {
-        m.iter().all(|w| widget_url(w).is_some() && !w.held().is_empty())
-    });
-    let mut found = None;
-    until(&mut all, Duration::from_secs(120), "a widget delivery on a call that just started", |m| {
-        found = (0..2).find_map(|i| {
-            let ended: BTreeSet<&str> =
-                m[i].events("conversation_ended").filter_map(|v| v["conversation_id"].as_str()).collect();
-            m[i].events("push")
-                .filter(|v| v["sink"] == "widget" && v["ok"] == true)
-                .filter(|v| !ended.contains(v["conversation_id"].as_str().unwrap_or("")))
-                .find_map(|v| {
-                    Some((
-                        i,
-                        v["conversation_id"].as_str()?.to_string(),
-                        v["suggestion_id"].as_str()?.to_string(),
-                    ))
-                })
-        });
-        found.is_some()
-    });
-    let (owner, call, sid) = found.unwrap();
+    let (owner, call, sid) =
+        a_live_widget_delivery(&mut all, "a widget delivery on a call that just started");
     let survivor_url = widget_url(all[1 - owner]).unwrap();
     let queues = all[owner].held();
     drop(all);

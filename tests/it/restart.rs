@@ -4,29 +4,24 @@
 //! ledger's lock, a damaged ledger file, and a full disk.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use agent_assist::engine::{Actor, SuggestionState};
 use agent_assist::ledger::Ledger;
 use agent_assist::sim::{Fault, SimHandle};
 use rand::Rng;
-use serde_json::Value;
 
 use crate::support::net::{sim_config, start};
+use crate::support::process::{ConsoleProcess, sim_console};
 use crate::support::{bundled_scripts, console_process, link_model};
 
 /// A headless console on `sim`, its stdout lines arriving on a channel.
-pub struct Headless {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<Value>,
-    stderr: std::path::PathBuf,
-}
+pub type Headless = ConsoleProcess;
 
+// An inherent impl on the shared process type: the restart, live-reload
+// and full-disk tests start their consoles the same way.
 impl Headless {
     pub fn start(tmp: &Path, sim: &SimHandle, mode: &str) -> Self {
         Self::start_with(tmp, sim, mode, |_| {})
@@ -36,64 +31,19 @@ impl Headless {
     /// arguments or environment) before it is spawned.
     pub fn start_with(tmp: &Path, sim: &SimHandle, mode: &str, tweak: impl FnOnce(&mut Command)) -> Self {
         crate::support::warm_index();
-        let stderr = tmp.join("console.stderr");
-        let mut command = console_process(tmp);
-        command
-            .args(["console", "--headless", "--mode", mode, "--queue", &sim.queue_id, "--exit-after", "300s"])
-            .env("GENESYS_API_BASE", &sim.base_url)
-            .env("GENESYS_CLIENT_ID", "restart-test")
-            .env("GENESYS_CLIENT_SECRET", "restart-secret");
+        let mut command = sim_console(tmp, sim, "restart");
+        command.args([
+            "console",
+            "--headless",
+            "--mode",
+            mode,
+            "--queue",
+            &sim.queue_id,
+            "--exit-after",
+            "300s",
+        ]);
         tweak(&mut command);
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line).expect("every stdout line is JSON");
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Self { child, stdin, lines, stderr }
-    }
-
-    /// The next line, or `None` after `timeout`; panics with the console's
-    /// stderr if it exited.
-    pub fn next(&self, timeout: Duration) -> Option<Value> {
-        match self.lines.recv_timeout(timeout) {
-            Ok(v) => Some(v),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                panic!("the console exited: {}", std::fs::read_to_string(&self.stderr).unwrap_or_default())
-            }
-        }
-    }
-
-    pub fn send(&mut self, command: &Value) {
-        if let Some(s) = self.stdin.as_mut() {
-            let _ = writeln!(s, "{command}");
-            let _ = s.flush();
-        }
-    }
-
-    pub fn kill9(mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    pub fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "{status:?}");
+        ConsoleProcess::spawn("the console", command, tmp.join("console.stderr"))
     }
 }
 

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use agent_assist::kb::{HnswParams, IndexKind, KbOptions, ModelSpec};
 use agent_assist::paths::AppPaths;
 
+pub mod process;
+pub mod tmux;
+
 /// The repository root (for `kb/`, `assets/`, fixtures).
 pub fn repo(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)

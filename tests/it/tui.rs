@@ -3,50 +3,12 @@
 //! it and the simulator records the push; `e`, typing and ctrl-s send an
 //! edited text that arrives as typed; `q` quits and the process ends.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::installed_model;
-
-struct Session(String);
-
-impl Session {
-    fn capture(&self) -> String {
-        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.0]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    fn keys(&self, keys: &[&str]) {
-        let status = Command::new("tmux").args(["send-keys", "-t", &self.0]).args(keys).status().unwrap();
-        assert!(status.success());
-    }
-    fn alive(&self) -> bool {
-        Command::new("tmux").args(["has-session", "-t", &self.0]).status().is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
-    }
-}
-
-/// Polls `f` until it returns `Some`, or panics with the screen after `timeout`.
-async fn wait_for<T>(s: &Session, timeout: Duration, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}; screen:\n{}",
-            s.capture()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::support::link_model;
+use crate::support::tmux::{Session, shell_line, wait_for};
 
 async fn pushes(base: &str) -> Vec<Value> {
     let Ok(resp) = reqwest::get(format!("{base}/sim/pushes")).await else { return Vec::new() };
@@ -56,26 +18,9 @@ async fn pushes(base: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_in_tmux_approve_and_edit_reach_the_simulator() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = installed_model();
-    let models = tmp.path().join("data/models");
-    std::fs::create_dir_all(&models).unwrap();
-    std::os::unix::fs::symlink(&model.model_dir, models.join("all-MiniLM-L6-v2")).unwrap();
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kb-cache");
-    let command = format!(
-        "env AGENT_ASSIST_CONFIG_DIR={cfg} AGENT_ASSIST_DATA_DIR={data} AGENT_ASSIST_CACHE_DIR={cache} ORT_DYLIB_PATH={ort} {bin} demo --speed 10; sleep 30",
-        cfg = tmp.path().join("config").display(),
-        data = tmp.path().join("data").display(),
-        cache = cache.display(),
-        ort = model.ort_library.display(),
-        bin = env!("CARGO_BIN_EXE_agent-assist"),
-    );
-    let name = format!("aa-test-{}", std::process::id());
-    let started = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "40", &command])
-        .status()
-        .expect("tmux is installed (scripts/setup.sh)");
-    assert!(started.success());
-    let s = Session(name);
+    link_model(tmp.path());
+    let command = shell_line(tmp.path(), &[], "demo --speed 10");
+    let s = Session::start(format!("aa-test-{}", std::process::id()), 120, 40, &command);
 
     // The simulator's address is on the hint line.
     let base = wait_for(&s, Duration::from_secs(90), "the dashboard", async || {

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::table::Run;
 use super::{Latency, Options, Trial};
 use crate::bench::proc_stats;
 use crate::config::Config;
@@ -312,28 +313,27 @@ pub(super) async fn trial(
     let latency = |h: &Option<hdrhistogram::Histogram<u64>>| {
         h.as_ref().map_or(Latency::of(&[]), Latency::from_histogram)
     };
-    let e2p = latency(&f.event_to_push);
-    Ok(Trial {
+    let run = Run {
         mode: "nats",
         workers,
         conversations: n,
-        events_per_s: f.utterances as f64 / wall,
-        searches_per_s: f.searches as f64 / wall,
+        utterances: f.utterances,
+        searches: f.searches,
         pushes: f.pushes,
         stale: f.stale,
-        sustained: e2p.n > 0 && e2p.p99_ms <= opts.target_p99.as_secs_f64() * 1000.0,
-        event_to_push: e2p,
+        wall_s: wall,
+        cpu_s: cpu,
+        event_to_push: latency(&f.event_to_push),
         search: latency(&f.search),
         record: latency(&f.record),
         max_queue: f.max_queue,
         max_searches_in_flight: f.max_inflight,
-        cpu_percent: 100.0 * cpu / wall,
-        peak_rss_mib: proc_stats("self").peak_rss_mib,
-        widget_pages: 0,
-        widget_events: 0,
+    };
+    Ok(Trial {
         bus_cpu_percent: bus.map(|b| 100.0 * b / wall),
         bus_cpu_share: bus.map(|b| if b + cpu > 0.0 { b / (b + cpu) } else { 0.0 }),
         queues_held: f.held,
+        ..Trial::of(run, opts.target_p99)
     })
 }
 

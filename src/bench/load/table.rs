@@ -1,7 +1,61 @@
-//! `bench load`'s table: one row per trial, then what the floor added and
+//! `bench load`'s table: one row per trial (made from what a trial
+//! measured the same way in either mode), then what the floor added and
 //! each mode's largest sustainable calls.
 
-use super::Report;
+use std::time::Duration;
+
+use super::{Latency, Report, Trial};
+use crate::bench::proc_stats;
+
+/// What one trial measured, in either mode.
+pub(super) struct Run {
+    pub mode: &'static str,
+    pub workers: usize,
+    pub conversations: usize,
+    pub utterances: u64,
+    pub searches: u64,
+    pub pushes: u64,
+    pub stale: u64,
+    /// Wall-clock seconds of the trial, and this process's CPU seconds.
+    pub wall_s: f64,
+    pub cpu_s: f64,
+    pub event_to_push: Latency,
+    pub search: Latency,
+    pub record: Latency,
+    pub max_queue: usize,
+    pub max_searches_in_flight: usize,
+}
+
+impl Trial {
+    /// The table's row for `run`: rates, CPU and the verdict against
+    /// `target_p99` worked out alike for both modes; the widget and bus
+    /// columns are empty (a trial that has them sets them).
+    pub(super) fn of(run: Run, target_p99: Duration) -> Self {
+        let e2p = run.event_to_push;
+        Self {
+            mode: run.mode,
+            workers: run.workers,
+            conversations: run.conversations,
+            events_per_s: run.utterances as f64 / run.wall_s,
+            searches_per_s: run.searches as f64 / run.wall_s,
+            pushes: run.pushes,
+            stale: run.stale,
+            sustained: e2p.n > 0 && e2p.p99_ms <= target_p99.as_secs_f64() * 1000.0,
+            event_to_push: e2p,
+            search: run.search,
+            record: run.record,
+            max_queue: run.max_queue,
+            max_searches_in_flight: run.max_searches_in_flight,
+            cpu_percent: 100.0 * run.cpu_s / run.wall_s,
+            peak_rss_mib: proc_stats("self").peak_rss_mib,
+            widget_pages: 0,
+            widget_events: 0,
+            bus_cpu_percent: None,
+            bus_cpu_share: None,
+            queues_held: Vec::new(),
+        }
+    }
+}
 
 pub fn print_table(r: &Report) {
     println!("machine: {} cores, {}", r.machine.cores, r.machine.cpu);
