@@ -130,14 +130,7 @@ impl Engine {
                 s.url.clone_from(&best.url);
                 s.event_at = c.window_event_at;
                 self.metrics.suggestions += 1;
-                fx.push(Effect::Record(Record::Suggestion {
-                    suggestion_id: s.id.clone(),
-                    conversation_id: cid.to_string(),
-                    article_id: s.article_id.clone(),
-                    title: s.title.clone(),
-                    score: s.score,
-                    state: s.state.name().to_string(),
-                }));
+                fx.push(Effect::Record(s.opened()));
                 c.suggestions.push(s);
                 c.suggestions.len() - 1
             }

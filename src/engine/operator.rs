@@ -209,14 +209,7 @@ impl Engine {
             Suggestion::new(sid.clone(), cid, &article.id, &article.title, &article.content, score, now);
         s.origin = Origin::Manual;
         self.metrics.suggestions += 1;
-        fx.push(Effect::Record(Record::Suggestion {
-            suggestion_id: sid.clone(),
-            conversation_id: cid.to_string(),
-            article_id: article.id,
-            title: article.title,
-            score,
-            state: s.state.name().to_string(),
-        }));
+        fx.push(Effect::Record(s.opened()));
         c.suggestions.push(s);
         c.trim_suggestions();
         self.send(cid, &sid, Actor::Operator, Action::ManualPush, now, fx);

@@ -146,14 +146,7 @@ impl Engine {
             s.event_at = c.window_event_at;
             s.classify(policy.push, now);
             self.metrics.suggestions += 1;
-            fx.push(Effect::Record(Record::Suggestion {
-                suggestion_id: s.id.clone(),
-                conversation_id: id.to_string(),
-                article_id: s.article_id.clone(),
-                title: s.title.clone(),
-                score: s.score,
-                state: s.state.name().to_string(),
-            }));
+            fx.push(Effect::Record(s.opened()));
             c.suggestions.push(s);
         }
         for s in c.suggestions.iter_mut().filter(|s| s.state.is_open() && s.origin == Origin::Search) {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::msg::{Actor, Feedback};
+use super::msg::{Actor, Feedback, Record};
 use crate::domain::Sink;
 
 /// Where a suggestion stands.
@@ -134,6 +134,18 @@ pub struct Suggestion {
 }
 
 impl Suggestion {
+    /// The ledger's record of this suggestion as it opens.
+    pub fn opened(&self) -> Record {
+        Record::Suggestion {
+            suggestion_id: self.id.clone(),
+            conversation_id: self.conversation_id.clone(),
+            article_id: self.article_id.clone(),
+            title: self.title.clone(),
+            score: self.score,
+            state: self.state.name().to_string(),
+        }
+    }
+
     pub fn new(
         id: String,
         conversation_id: &str,
