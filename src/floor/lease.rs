@@ -339,12 +339,7 @@ impl Keeper {
 /// Who holds each queue's lease now (for consoles and tests).
 pub async fn holders(kv: &kv::Store) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let Ok(mut keys) = kv.keys().await else { return out };
-    let mut names = Vec::new();
-    while let Some(Ok(k)) = keys.next().await {
-        names.push(k);
-    }
-    for k in names {
+    for k in key_names(kv).await.unwrap_or_default() {
         let Some(t) = k.strip_prefix("q.") else { continue };
         let Some(queue) = super::subject::id(t) else { continue };
         if let Ok(Some(v)) = kv.get(k.clone()).await {
@@ -352,4 +347,14 @@ pub async fn holders(kv: &kv::Store) -> BTreeMap<String, String> {
         }
     }
     out
+}
+
+/// Every key in the bucket now; `None` when they cannot be listed.
+pub(super) async fn key_names(kv: &kv::Store) -> Option<Vec<String>> {
+    let mut keys = kv.keys().await.ok()?;
+    let mut names = Vec::new();
+    while let Some(Ok(k)) = keys.next().await {
+        names.push(k);
+    }
+    Some(names)
 }

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use async_nats::jetstream::kv;
-use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -50,12 +49,7 @@ impl Survey {
     /// which makes the share every queue and gives nothing back).
     pub async fn read(kv: &kv::Store) -> Self {
         let mut s = Self::default();
-        let Ok(mut keys) = kv.keys().await else { return s };
-        let mut names = Vec::new();
-        while let Some(Ok(k)) = keys.next().await {
-            names.push(k);
-        }
-        for k in names {
+        for k in super::key_names(kv).await.unwrap_or_default() {
             let (presence, lease) = (k.starts_with("w."), k.starts_with("q."));
             if !presence && !lease {
                 continue;
