@@ -3,11 +3,13 @@
 //! fused, calibrated, top 3) with nothing else running in the process.
 //!
 //! Three pacings, because on a virtual machine the model's speed depends
-//! on how long the cores sat idle before the query (caches and the vCPU's
-//! wake-up), not only on the query: back to back (the most flattering),
+//! on how long its memory sat untouched before the query (measured by
+//! `examples/idle_probe`), not only on the query: back to back (the most
+//! flattering),
 //! one query every 100 ms, and at the pipeline's own pace (each query
 //! after the same gap as its search followed the one before it in the
-//! run, so the floor sees the same idle time the pipeline did).
+//! run, so the floor sees the same idle time the pipeline did). The last
+//! takes about as long as the run itself, gaps over [`MAX_GAP`] cut short.
 
 use std::time::{Duration, Instant, SystemTime};
 
