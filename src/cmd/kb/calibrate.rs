@@ -62,8 +62,7 @@ pub fn run(
         .collect();
     r.calibration = Some(cal.clone());
     if json {
-        let v = serde_json::json!({ "calibration": cal, "targets": targets, "dir": r.kb.dir });
-        println!("{v}");
+        print_json(&cal, &targets, &r.kb.dir);
         return Ok(());
     }
     println!(
@@ -165,8 +164,7 @@ pub fn run_calls(
         .collect();
     r.calibration = Some(cal.clone());
     if json {
-        let v = serde_json::json!({ "calibration": cal, "targets": targets, "dir": r.kb.dir });
-        println!("{v}");
+        print_json(&cal, &targets, &r.kb.dir);
         return Ok(());
     }
     let relevant = windows.iter().filter(|w| w.relevant).count();
@@ -204,4 +202,10 @@ pub fn run_calls(
         }
     }
     Ok(())
+}
+
+/// `--json`: the stored calibration, the thresholds for the targets, and
+/// where it was stored, as one line.
+fn print_json(cal: &Calibration, targets: &impl Serialize, dir: &Path) {
+    println!("{}", serde_json::json!({ "calibration": cal, "targets": targets, "dir": dir }));
 }
