@@ -180,27 +180,44 @@ pub async fn dashboard(config: &Config, paths: &AppPaths, sim_url: Option<String
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for ctrl-c or SIGTERM.
 /// Resolves at a shutdown signal or once `exit_after` has passed: how the
 /// headless console, the floor console and a worker end.
-pub async fn stop_requested(exit_after: Option<std::time::Duration>) {
-    tokio::select! {
-        () = tokio::time::sleep(exit_after.unwrap_or(std::time::Duration::MAX / 4)) => {}
-        () = shutdown_signal() => {}
+pub fn stop_requested(exit_after: Option<std::time::Duration>) -> impl std::future::Future<Output = ()> {
+    let signal = shutdown_signal();
+    async move {
+        tokio::select! {
+            () = tokio::time::sleep(exit_after.unwrap_or(std::time::Duration::MAX / 4)) => {}
+            () = signal => {}
+        }
     }
 }
 
-pub async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C. The handlers are installed when this is called, not
+/// when the future is first polled: a signal that arrives while the
+/// process is still starting must stop it cleanly, not kill it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+                () = wait(term) => {}
+                () = wait(int) => {}
             }
-            return;
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -101,8 +101,9 @@ pub async fn headless(
     exit_after: Option<std::time::Duration>,
 ) -> Result<ExitCode> {
     let opts = Options { headless_out: Some(Box::new(std::io::stdout())), ..Options::default() };
-    let mut rt = Runtime::start(config, paths, opts).await?;
+    // Before starting: a signal during start-up stops the process cleanly.
     let stop = crate::app::stop_requested(exit_after);
+    let mut rt = Runtime::start(config, paths, opts).await?;
     tokio::pin!(stop);
     let mut failed = false;
     let mut commands = spawn_stdin_commands();
