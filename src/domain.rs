@@ -295,4 +295,16 @@ pub struct Hit {
     /// has a calibration (`kb calibrate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<f32>,
+    /// Credit from the call's earlier searches (the engine's call context,
+    /// `crate::engine::context`); hits are ranked by `score` plus this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<f32>,
+}
+
+impl Hit {
+    /// What the hit is ranked by within a call: its score plus the call
+    /// context's credit.
+    pub fn ranked_score(&self) -> f32 {
+        self.score + self.context.unwrap_or(0.0)
+    }
 }

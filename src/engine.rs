@@ -12,6 +12,7 @@
 
 mod agent;
 mod auto;
+pub mod context;
 pub mod conversation;
 pub mod durable;
 pub mod kb_reload;

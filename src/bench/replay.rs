@@ -79,7 +79,12 @@ pub struct Report {
     pub agreement_bonus: f32,
     pub lead_weight: f32,
     pub auto_best_only: bool,
+    /// The call context in force (`context_weight`, `context_decay`).
+    pub context_weight: f32,
+    pub context_decay: f32,
     pub relevance: Relevance,
+    /// Each call's title by id, to name calls in the summary.
+    pub titles: BTreeMap<String, String>,
     /// Every search's best article, labelled by the call's expected
     /// articles (a call expecting none makes every window wrong): what
     /// `kb calibrate --calls` fits on.
@@ -194,16 +199,22 @@ pub fn run_with(
     }
     let expected: BTreeMap<String, Vec<String>> =
         scripts.iter().map(|s| (s.id.clone(), s.expected_articles.clone())).collect();
+    // The windows are what the engine ranked (its search records, call
+    // context included), not the KB's raw order.
     let best: Vec<(String, String, f32, f32, bool)> = side
-        .dump
+        .log
         .iter()
+        .filter(|v| v["event"] == "search" && v["stale"] == false)
         .filter_map(|v| {
             let call = v["conversation_id"].as_str()?.to_string();
-            let top = &v["hits"][0];
+            let ranked = |r: &serde_json::Value| {
+                Some((r["score"].as_f64()? + r["context"].as_f64().unwrap_or(0.0)) as f32)
+            };
+            let top = &v["results"][0];
             let article = top["article_id"].as_str()?.to_string();
             let relevant = expected.get(&call).is_some_and(|w| w.contains(&article));
-            let score = top["score"].as_f64()? as f32;
-            let runner_up = v["hits"][1]["score"].as_f64().map_or(score, |s| s as f32);
+            let score = ranked(top)?;
+            let runner_up = ranked(&v["results"][1]).unwrap_or(score);
             Some((call, article, score, runner_up, relevant))
         })
         .collect();
@@ -225,6 +236,9 @@ pub fn run_with(
         agreement_bonus: policy.agreement_bonus,
         lead_weight: policy.lead_weight,
         auto_best_only: policy.auto_best_only,
+        context_weight: policy.context_weight,
+        context_decay: policy.context_decay,
+        titles: scripts.iter().filter_map(|s| Some((s.id.clone(), s.title.clone()?))).collect(),
         relevance: super::e2e::quality_of(&side.log, &expected),
         windows,
     })
@@ -326,7 +340,9 @@ pub fn print_table(r: &Report) {
         r.calibrated
     );
     println!(
-        "  auto credit: {:.3} per earlier search with the same best, {:.3} per unit of lead; auto sends {}",
+        "  call context: weight {:.2}, decay {:.2}; auto credit: {:.3} per earlier search with the same best, {:.3} per unit of lead; auto sends {}",
+        r.context_weight,
+        r.context_decay,
         r.agreement_bonus,
         r.lead_weight,
         if r.auto_best_only { "the best article only" } else { "any article above the threshold" }
@@ -345,7 +361,11 @@ pub fn print_table(r: &Report) {
         r.relevance.calls_with_relevant_push,
         r.relevance.calls_labelled
     );
+    let title = |call: &str| r.titles.get(call).map_or(call.to_string(), |t| format!("\"{t}\""));
     for (call, article) in &r.relevance.auto_misses {
-        println!("    sent but not needed: {article} on {call}");
+        println!("    sent but not needed: {article} on {}", title(call));
+    }
+    for call in &r.relevance.calls_without_relevant_push {
+        println!("    no relevant auto push: {}", title(call));
     }
 }

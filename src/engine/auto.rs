@@ -15,6 +15,7 @@
 use std::time::Instant;
 
 use super::{Action, Actor, Effect, Engine, Mode, Stage, SuggestionState};
+use crate::domain::Hit;
 
 /// Earlier searches with the same best article credited at most (the
 /// calibration's cap; the engine imports no KB code).
@@ -33,7 +34,8 @@ impl Engine {
         let n = c.best_counts.entry(best.article_id.clone()).or_insert(0);
         c.best_votes = (*n).min(MAX_VOTES);
         *n += 1;
-        c.best_lead = (best.score - c.matches.get(1).map_or(best.score, |h| h.score)).max(0.0);
+        let ranked = best.ranked_score();
+        c.best_lead = (ranked - c.matches.get(1).map_or(ranked, Hit::ranked_score)).max(0.0);
     }
 
     /// In auto mode, sends the suggestions that pass the auto rule, best
@@ -60,7 +62,8 @@ impl Engine {
             return;
         }
         let best = c.matches.first().map(|h| (h.article_id.clone(), h.score));
-        let credit = per_vote * c.best_votes as f32 + per_lead * c.best_lead;
+        let context = c.matches.first().and_then(|h| h.context).unwrap_or(0.0);
+        let credit = context + per_vote * c.best_votes as f32 + per_lead * c.best_lead;
         let is_best = |article: &str| best.as_ref().is_some_and(|(b, _)| b == article);
         let needed = |article: &str| if is_best(article) { auto - credit } else { auto };
         let mut ready: Vec<usize> = (0..c.suggestions.len())
@@ -83,7 +86,7 @@ impl Engine {
         } else if let Some((b, score)) = &best {
             let sent = ready.iter().any(|&i| &c.suggestions[i].article_id == b);
             let why = format!(
-                "{b}: {score:.2} {} {:.2} (auto {auto:.2} less {credit:.2}: best in {} earlier searches, lead {:.2})",
+                "{b}: {score:.2} {} {:.2} (auto {auto:.2} less {credit:.2}: call context {context:.2}, best in {} earlier searches, lead {:.2})",
                 if sent { "≥" } else { "<" },
                 needed(b),
                 c.best_votes,

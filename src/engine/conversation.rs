@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::context::CallContext;
 use super::msg::RequestId;
 use super::policy::{Mode, Policy};
 use super::suggestion::Suggestion;
@@ -71,6 +72,8 @@ pub struct Conversation {
     /// search's best: how many earlier searches had it best too (votes) and
     /// its lead over the runner-up — what auto mode credits ([`super::auto`]).
     pub best_counts: HashMap<String, u32>,
+    /// Evidence per article from the call's searches ([`super::context`]).
+    pub context: CallContext,
     pub best_votes: u32,
     pub best_lead: f32,
     /// Why the latest search's best article was or was not sent
@@ -105,6 +108,7 @@ impl Conversation {
             participants: Vec::new(),
             restored_at: None,
             best_counts: HashMap::new(),
+            context: CallContext::default(),
             best_votes: 0,
             best_lead: 0.0,
             auto_note: None,

@@ -261,6 +261,7 @@ impl Engine {
                     bm25: None,
                     terms: Vec::new(),
                     probability: None,
+                    context: r.context,
                 }
             })
             .collect();

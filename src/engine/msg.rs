@@ -341,9 +341,12 @@ pub enum Record {
     },
 }
 
-/// An article id with its score, for search records.
+/// An article id with its score (and call-context credit), for search
+/// records, in the order the engine ranked them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoredArticle {
     pub article_id: String,
     pub score: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<f32>,
 }

@@ -95,6 +95,15 @@ pub struct Policy {
     /// Auto mode sends only the latest search's best article, never a
     /// runner-up.
     pub auto_best_only: bool,
+    /// Call context ([`super::context`]): a hit ranks by its score plus this
+    /// weight times the evidence the call's earlier searches left for its
+    /// article (0 = each search on its own) ...
+    pub context_weight: f32,
+    /// ... which decays by this factor per search ...
+    pub context_decay: f32,
+    /// ... among this many hits asked of the KB per search (at least
+    /// `top_k`; the best `top_k` after re-ranking are kept).
+    pub context_pool: usize,
     pub top_k: usize,
     /// Final customer utterances in the query.
     pub window: usize,
@@ -133,10 +142,13 @@ impl Default for Policy {
             push: 0.45,
             auto: 0.50,
             push_precision: 0.0,
-            auto_precision: 0.67,
-            agreement_bonus: 0.196,
-            lead_weight: 2.245,
+            auto_precision: 0.85,
+            agreement_bonus: 0.077,
+            lead_weight: 1.986,
             auto_best_only: true,
+            context_weight: 0.2,
+            context_decay: 0.95,
+            context_pool: 10,
             top_k: 3,
             window: 2,
             window_max_words: 180,
@@ -170,7 +182,12 @@ mod millis {
 
 /// Steps and bounds for live adjustment.
 const SCORE_STEP: f32 = 0.01;
+/// `auto` is compared with a score plus the call's credits (context, votes,
+/// lead), so a calibrated threshold may lie above 1: only an article the
+/// call has spoken for again and again reaches it.
+const MAX_AUTO: f32 = 2.0;
 const MAX_TOP_K: usize = 20;
+const MAX_POOL: usize = 100;
 const MAX_WINDOW: usize = 10;
 const DEBOUNCE_STEP_MS: u64 = 100;
 const MAX_DEBOUNCE_MS: u64 = 10_000;
@@ -189,7 +206,7 @@ impl Policy {
                 continue;
             }
             if let Some(t) = threshold_for(f64::from(target)).filter(|t| t.is_finite()) {
-                let t = t.clamp(-1.0, 1.0);
+                let t = t.clamp(-1.0, if name == "auto" { MAX_AUTO } else { 1.0 });
                 notes.push(format!("{name} {:.3} (precision {target})", t));
                 *slot = t;
             }
@@ -199,10 +216,16 @@ impl Policy {
 
     /// Checks the policy is usable; names the first bad setting.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [("show", self.show), ("push", self.push), ("auto", self.auto)] {
+        for (name, v) in [("show", self.show), ("push", self.push)] {
             if !(v.is_finite() && (-1.0..=1.0).contains(&v)) {
                 return Err(format!("`{name}` must be a score between -1 and 1, not {v}"));
             }
+        }
+        if !(self.auto.is_finite() && (-1.0..=MAX_AUTO).contains(&self.auto)) {
+            return Err(format!(
+                "`auto` must be between -1 and {MAX_AUTO} (a score plus credits), not {}",
+                self.auto
+            ));
         }
         for (name, v) in [("push_precision", self.push_precision), ("auto_precision", self.auto_precision)] {
             if !(v.is_finite() && (0.0..1.0).contains(&v)) {
@@ -217,6 +240,18 @@ impl Policy {
         }
         if !(self.lead_weight.is_finite() && (0.0..=10.0).contains(&self.lead_weight)) {
             return Err(format!("`lead_weight` must be from 0 to 10, not {}", self.lead_weight));
+        }
+        if !(self.context_weight.is_finite() && (0.0..=2.0).contains(&self.context_weight)) {
+            return Err(format!("`context_weight` must be from 0 to 2, not {}", self.context_weight));
+        }
+        if !(self.context_decay.is_finite() && (0.0..=1.0).contains(&self.context_decay)) {
+            return Err(format!("`context_decay` must be from 0 to 1, not {}", self.context_decay));
+        }
+        if !(1..=MAX_POOL).contains(&self.context_pool) {
+            return Err(format!(
+                "`context_pool` must be between 1 and {MAX_POOL}, not {}",
+                self.context_pool
+            ));
         }
         if !(1..=MAX_TOP_K).contains(&self.top_k) {
             return Err(format!("`top_k` must be between 1 and {MAX_TOP_K}, not {}", self.top_k));
@@ -233,9 +268,17 @@ impl Policy {
         Ok(())
     }
 
+    /// Hits to ask the KB for per search: the call context's pool when it
+    /// is on, never fewer than `top_k`.
+    pub fn search_k(&self) -> usize {
+        if self.context_weight > 0.0 { self.context_pool.max(self.top_k) } else { self.top_k }
+    }
+
     /// Moves a knob by `steps` (negative lowers it), within its bounds.
     pub fn adjust(&mut self, knob: Knob, steps: i32) {
-        let score = |v: f32| ((v + SCORE_STEP * steps as f32).clamp(0.0, 1.0) * 100.0).round() / 100.0;
+        let step =
+            |v: f32, max: f32| ((v + SCORE_STEP * steps as f32).clamp(0.0, max) * 100.0).round() / 100.0;
+        let score = |v: f32| step(v, 1.0);
         let count = |v: usize, max: usize| {
             let n = i64::try_from(v).unwrap_or(0) + i64::from(steps);
             usize::try_from(n.clamp(1, i64::try_from(max).unwrap_or(1))).unwrap_or(1)
@@ -243,7 +286,7 @@ impl Policy {
         match knob {
             Knob::Show => self.show = score(self.show),
             Knob::Push => self.push = score(self.push),
-            Knob::Auto => self.auto = score(self.auto),
+            Knob::Auto => self.auto = step(self.auto, MAX_AUTO),
             Knob::TopK => self.top_k = count(self.top_k, MAX_TOP_K),
             Knob::Window => self.window = count(self.window, MAX_WINDOW),
             Knob::DebounceMs => {

@@ -40,7 +40,7 @@ impl Engine {
 
     /// Emits the searches whose debounce has run out.
     pub(super) fn fire_due_searches(&mut self, now: Instant, fx: &mut Vec<Effect>) {
-        let k = self.policy.top_k;
+        let k = self.policy.search_k();
         for c in self.conversations.values_mut() {
             if c.search_due.is_none_or(|due| due > now) || c.window_text.is_empty() {
                 continue;
@@ -63,7 +63,7 @@ impl Engine {
         &mut self,
         request: RequestId,
         id: &str,
-        hits: Vec<Hit>,
+        mut hits: Vec<Hit>,
         timing: SearchTiming,
         now: Instant,
         fx: &mut Vec<Effect>,
@@ -75,6 +75,13 @@ impl Engine {
         }
         self.metrics.searches += 1;
         let kb_version = self.kb.version;
+        if current {
+            // Only a current search speaks for the call's context: a stale
+            // one answered a window the call has moved on from.
+            let p = &self.policy;
+            c.context.rerank(&mut hits, p.context_weight, p.context_decay);
+        }
+        hits.truncate(self.policy.top_k);
         let record = |query: String, stale: bool| {
             Effect::Record(Record::Search {
                 conversation_id: id.to_string(),
@@ -82,7 +89,11 @@ impl Engine {
                 query,
                 results: hits
                     .iter()
-                    .map(|h| ScoredArticle { article_id: h.article_id.clone(), score: h.score })
+                    .map(|h| ScoredArticle {
+                        article_id: h.article_id.clone(),
+                        score: h.score,
+                        context: h.context,
+                    })
                     .collect(),
                 stale,
                 kb_version,
@@ -119,7 +130,10 @@ impl Engine {
         let policy = self.policy.clone();
         let Some(c) = self.conversations.get_mut(id) else { return };
         let mut listed = Vec::new();
-        for h in c.matches.clone().iter().filter(|h| h.score >= policy.show) {
+        // Listed by the score the call ranks them by: an article the call
+        // keeps returning to is shown even when this window alone says
+        // little about it (`push` and `auto` still weigh its own score).
+        for h in c.matches.clone().iter().filter(|h| h.ranked_score() >= policy.show) {
             listed.push(h.article_id.clone());
             if let Some(s) =
                 c.suggestions.iter_mut().find(|s| s.article_id == h.article_id && s.state.is_open())

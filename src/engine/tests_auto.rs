@@ -14,6 +14,8 @@ fn auto(per_vote: f32, per_lead: f32) -> Engine {
         p.push = 0.45;
         p.agreement_bonus = per_vote;
         p.lead_weight = per_lead;
+        // These tests are about votes and lead; the call context has its own.
+        p.context_weight = 0.0;
     })
 }
 
@@ -91,4 +93,31 @@ fn the_policy_refuses_meaningless_credits() {
     }
     let p = Policy { lead_weight: -1.0, ..Policy::default() };
     assert!(p.validate().unwrap_err().contains("lead_weight"));
+}
+
+#[test]
+fn the_call_context_reorders_hits_and_credits_the_best_in_auto_mode() {
+    let mut e = engine(|p| {
+        p.mode = Mode::Auto;
+        p.auto = 0.60;
+        p.push = 0.45;
+        (p.agreement_bonus, p.lead_weight) = (0.0, 0.0);
+        (p.context_weight, p.context_decay, p.context_pool, p.top_k) = (0.2, 1.0, 10, 2);
+    });
+    // The KB is asked for the pool, not just top_k.
+    e.handle(customer("c", "u1", "there are two payments on my card"), at(0));
+    let fx = e.handle(Msg::Tick, at(1_000));
+    assert!(fx.iter().any(|f| matches!(f, Effect::Search { k: 10, .. })), "{fx:?}");
+    let (req, _) = searches(&fx)[0].clone();
+    let fx = e.handle(done(req, "c", vec![hit("double", 0.50), hit("cancel", 0.30)], 1_001), at(1_010));
+    assert!(sent(&fx).is_empty(), "0.50 < 0.60 and no context yet");
+    // Next search: cancel edges ahead on its own (0.53 vs 0.52), but the
+    // call spoke for double: 0.52 + 0.2 × 0.50 beats 0.53 + 0.2 × 0.30 ...
+    let hits = vec![hit("cancel", 0.53), hit("x", 0.40), hit("double", 0.52)];
+    let fx = search_with(&mut e, "c", "u3", "the same amount twice", hits, 5_000);
+    let matches: Vec<_> = e.conversation("c").unwrap().matches.iter().map(|h| h.article_id.clone()).collect();
+    assert_eq!(matches, ["double", "cancel"], "re-ranked, then cut to top_k");
+    // ... and its credit (0.10) brings it over auto: 0.52 ≥ 0.60 - 0.10.
+    assert_eq!(sent(&fx), vec!["double"], "{}", note(&e, "c"));
+    assert!(note(&e, "c").contains("call context 0.10"), "{}", note(&e, "c"));
 }

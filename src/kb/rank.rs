@@ -213,6 +213,9 @@ pub fn explain(h: &crate::domain::Hit) -> Option<String> {
     if let Some(p) = h.probability {
         s = format!("{:.0}% likely  {s}", p * 100.0);
     }
+    if let Some(c) = h.context {
+        s.push_str(&format!("  call context +{c:.2}"));
+    }
     if !h.terms.is_empty() {
         s.push_str(&format!("  terms: {}", h.terms.join(" ")));
     }

@@ -24,6 +24,8 @@ pub struct Relevance {
     pub calls_with_relevant_push: usize,
     /// The automatic pushes the call did not need: (call, article sent).
     pub auto_misses: Vec<(String, String)>,
+    /// Labelled calls that got no relevant automatic push.
+    pub calls_without_relevant_push: Vec<String>,
 }
 
 /// Scores the audit log's searches and auto decisions against the labels.
@@ -67,6 +69,11 @@ pub fn relevance(audit: &[serde_json::Value], expected: &BTreeMap<String, Vec<St
         auto_precision: share(relevant, pushes),
         calls_with_relevant_push: pushed_right.len(),
         auto_misses: misses,
+        calls_without_relevant_push: expected
+            .iter()
+            .filter(|(call, w)| !w.is_empty() && !pushed_right.contains(*call))
+            .map(|(call, _)| call.clone())
+            .collect(),
     }
 }
 
@@ -94,5 +101,6 @@ mod tests {
         assert_eq!((r.auto_pushes, r.auto_relevant, r.calls_with_relevant_push), (2, 1, 1));
         assert!((r.auto_precision - 0.5).abs() < 1e-9);
         assert_eq!(r.auto_misses, vec![("a".to_string(), "z".to_string())]);
+        assert!(r.calls_without_relevant_push.is_empty(), "b is not labelled");
     }
 }

@@ -93,7 +93,10 @@ fn search(cid: &str, results: &[(&str, f32)]) -> Record {
         conversation_id: cid.into(),
         request: 1,
         query: "I forgot my password".into(),
-        results: results.iter().map(|(a, s)| ScoredArticle { article_id: (*a).into(), score: *s }).collect(),
+        results: results
+            .iter()
+            .map(|(a, s)| ScoredArticle { article_id: (*a).into(), score: *s, context: None })
+            .collect(),
         stale: false,
         kb_version: 1,
     }

@@ -106,6 +106,7 @@ impl KnowledgeBase {
                     Vec::new()
                 },
                 probability: None,
+                context: None,
             });
         }
         let top_chunks: Vec<f32> = dense.iter().take(SIGNAL_CHUNKS).map(|c| c.score).collect();
