@@ -60,7 +60,8 @@ pub fn measure(
         force_rebuild: false,
     };
     let (mut retriever, _) = Retriever::open(&opts, paths, &mut |_| {})?;
-    let k = crate::engine::Policy::default().top_k;
+    // As many hits as the pipeline asks for (the call context's pool).
+    let k = crate::engine::Policy::default().search_k();
     retriever.query("warm up", k)?;
     let mut one = |q: &str, embed: Option<&mut Vec<Duration>>| -> color_eyre::eyre::Result<Duration> {
         let t = Instant::now();
