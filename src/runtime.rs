@@ -8,41 +8,38 @@
 //! Frontends (headless JSON lines, the TUI) drive it with [`Runtime::next`]
 //! and [`Runtime::handle`], and read the engine for display.
 //!
-//! Knowledge-base edits are picked up while it runs ([`kb_live`]).
+//! This file owns the state and the loop: waiting for the next message,
+//! handing it to the engine, carrying out the effects, and shutting down.
+//! Start-up and its options are in [`start`]; floor mode's queue handling
+//! in [`floor`]; the agent widget's wiring in [`widget`]; need detection in
+//! [`need`]. Knowledge-base edits are picked up while it runs ([`kb_live`]).
 
+mod floor;
 mod kb_live;
-
 mod need;
+mod start;
+mod widget;
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::audit::{AuditHandle, spawn_audit};
-use crate::config::Config;
-use crate::delivery::{Delivery, LiveFeed};
+use crate::audit::AuditHandle;
+use crate::delivery::Delivery;
 use crate::domain::StreamEvent;
-use crate::engine::{Effect, Engine, Msg, SearchTiming, Summary};
-use crate::kb::store::{BuildProgress, StoredArticle};
-use crate::kb::worker::{Answer, KbHandle, SearchJob, spawn_worker};
-use crate::kb::{KbError, KbOptions, ModelSpec, Retriever};
-use crate::ledger::{Ledger, LedgerError, LedgerHandle};
-use crate::net::auth::{TokenInfo, TokenSource};
-use crate::net::push::{PushClient, PushConfig};
-use crate::net::rest::{Rest, http_client};
-use crate::net::socket::SocketConfig;
-use crate::net::stream::{StreamConfig, StreamHandle, spawn_stream};
-use crate::net::tutorial::spawn_tutorial;
-use crate::net::{Backoff, Dialect, NetError};
-use crate::paths::AppPaths;
+use crate::engine::{Effect, Engine, Msg, Summary};
+use crate::kb::KbError;
+use crate::kb::store::StoredArticle;
+use crate::kb::worker::{KbHandle, SearchJob};
+use crate::ledger::{LedgerError, LedgerHandle};
+use crate::net::NetError;
+use crate::net::auth::TokenInfo;
+use crate::net::stream::StreamHandle;
 use crate::widget::{FeedEvent, FeedOut, WidgetHub, WidgetServer};
 
-mod floor;
-mod widget;
-
+pub use start::{FloorHooks, Options, new_run_id, unix_ms};
 pub use widget::{FloorWidget, agent_event};
 
 /// Capacity of the message channel: workers wait when it is full.
@@ -73,37 +70,6 @@ pub enum RuntimeError {
     Widget(#[from] crate::widget::WidgetError),
 }
 
-/// How to start.
-pub struct Options {
-    /// Where the headless console's JSON lines go.
-    pub headless_out: Option<Box<dyn Write + Send>>,
-    /// Suggestion-id prefix; a fresh one when `None`.
-    pub run_id: Option<String>,
-    /// Index-build progress, for a progress display.
-    pub progress: Box<dyn FnMut(BuildProgress) + Send>,
-    /// Floor mode (`agent-assist worker`): no queue is followed at start.
-    pub floor: Option<FloorHooks>,
-}
-
-/// What floor mode changes in the runtime: the ledger's store, a tap on
-/// every event, and no stream until a queue's lease is held (then
-/// [`Runtime::follow_queue`]).
-pub struct FloorHooks {
-    pub ledger: Box<dyn crate::ledger::LedgerStore>,
-    pub tap: Box<dyn FnMut(&serde_json::Value) + Send>,
-    /// The agent widget on the floor (used when the `widget` sink is on).
-    pub widget: Option<FloorWidget>,
-}
-
-/// Starts a transcript stream over the given queues.
-type StreamFactory = Box<dyn Fn(Vec<String>) -> StreamHandle + Send>;
-
-impl Default for Options {
-    fn default() -> Self {
-        Self { headless_out: None, run_id: None, progress: Box::new(|_| {}), floor: None }
-    }
-}
-
 /// The running pipeline.
 pub struct Runtime {
     engine: Engine,
@@ -116,7 +82,7 @@ pub struct Runtime {
     /// Transcript streams by queue (`""`: the one over the configured
     /// queues; in floor mode one per held queue).
     streams: std::collections::BTreeMap<String, StreamHandle>,
-    new_stream: StreamFactory,
+    new_stream: start::StreamFactory,
     forwarder: tokio::task::JoinHandle<()>,
     delivery: Delivery,
     pushes: JoinSet<()>,
@@ -136,215 +102,7 @@ pub struct Runtime {
     last_tick: Instant,
 }
 
-/// The engine's message for a knowledge-base answer.
-fn kb_msg(a: Answer) -> Msg {
-    let a = match a {
-        Answer::Need(n) => {
-            tracing::debug!(utterance = %n.utterance_id, need = n.need, p = ?n.probability, "need judged");
-            return Msg::NeedJudged {
-                conversation_id: n.conversation_id,
-                utterance_id: n.utterance_id,
-                need: n.need,
-            };
-        }
-        Answer::Search(a) => a,
-    };
-    match a.result {
-        Ok(hits) => Msg::SearchDone {
-            request: a.request,
-            conversation_id: a.conversation_id,
-            hits,
-            timing: SearchTiming { started: a.started, finished: a.finished },
-        },
-        Err(error) => Msg::SearchFailed { request: a.request, conversation_id: a.conversation_id, error },
-    }
-}
-
-/// Milliseconds since the Unix epoch (0 for a clock before 1970).
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// A run id: UTC start time plus a random suffix, e.g. `20261124T101530-3fa2`.
-pub fn new_run_id() -> String {
-    let t = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let compact: String = t.chars().filter(char::is_ascii_alphanumeric).collect();
-    format!("{}-{:04x}", compact.trim_end_matches('Z'), rand::random::<u16>())
-}
-
 impl Runtime {
-    /// Loads the knowledge base, connects, and starts every worker.
-    pub async fn start(config: &Config, paths: &AppPaths, opts: Options) -> Result<Self, RuntimeError> {
-        let endpoint = config.endpoint()?;
-        let g = &config.genesys;
-        let floor = opts.floor.is_some();
-        if endpoint.dialect == Dialect::Notifications && g.queues.is_empty() && g.users.is_empty() && !floor {
-            return Err(RuntimeError::NoQueues);
-        }
-        // The ledger first: a second process on the same data dir must stop
-        // here, before it connects or pushes anything.
-        let (floor_ledger, tap, floor_widget) = match opts.floor {
-            Some(f) => (Some(f.ledger), Some(f.tap), f.widget),
-            None => (None, None, None),
-        };
-        let ledger: Option<(Box<dyn crate::ledger::LedgerStore>, _)> = if let Some(store) = floor_ledger {
-            // Records are read per queue when its lease is taken.
-            Some((store, Vec::new()))
-        } else if config.ledger.enabled {
-            let path = config.ledger.path.clone().unwrap_or_else(|| paths.ledger_file());
-            let mut ledger = Ledger::open(&path)?;
-            let cutoff = unix_ms(SystemTime::now())
-                .saturating_sub(u64::try_from(config.ledger.retention().as_millis()).unwrap_or(u64::MAX));
-            let records = ledger.load(cutoff)?;
-            tracing::info!(path = %path.display(), calls = records.len(), "ledger open");
-            Some((Box::new(ledger), records))
-        } else {
-            None
-        };
-        let kb_opts = KbOptions {
-            // `genesys:ID` sources are synced first, then read as files.
-            sources: crate::kb::genesys::resolve_sources(config, paths).await?,
-            kind: config.kb.index,
-            hnsw: config.kb.hnsw(),
-            model: ModelSpec { threads: config.kb.model_threads(), ..ModelSpec::installed(paths) },
-            force_rebuild: false,
-        };
-        let live_opts = kb_opts.clone();
-        let kb_paths = paths.clone();
-        let mut progress = opts.progress;
-        let (retriever, report) =
-            tokio::task::spawn_blocking(move || Retriever::open(&kb_opts, &kb_paths, &mut *progress))
-                .await
-                .map_err(|e| KbError::Index(format!("index loader stopped: {e}")))??;
-        tracing::info!(articles = report.articles, chunks = report.chunks, "knowledge base ready");
-        // Target precisions become score thresholds when the KB is calibrated.
-        let mut policy = config.policy.clone();
-        if let Some(c) = &retriever.calibration {
-            let notes = c.apply_to(&mut policy);
-            tracing::info!(?notes, "thresholds from the calibration");
-        }
-        let catalog = Arc::new(retriever.kb.articles.clone());
-        let (tx, rx) = mpsc::channel(CHANNEL);
-        let answers = tx.clone();
-        let model_hash = retriever.kb.manifest.model_hash.clone();
-        let need = need::classifier(&mut policy, &model_hash);
-        let kb = spawn_worker(retriever, need, Box::new(move |a| answers.blocking_send(kb_msg(a)).is_ok()));
-        let kb_live = kb_live::start(config, paths, live_opts, catalog.clone(), kb.installer(), tx.clone());
-
-        let http = http_client(config.push_timeout())?;
-        let auth = TokenSource::new(http.clone(), endpoint.clone());
-        let token = auth.watch();
-        let push_config = PushConfig {
-            url_template: g.push_url.clone(),
-            max_attempts: g.push_max_attempts,
-            ..PushConfig::default()
-        };
-        let push = PushClient::new(http.clone(), auth.clone(), &endpoint.api_base, push_config);
-        let (widget, feed_out) = widget::start(config, &tx, floor_widget).await?;
-        let feed = feed_out.clone().map(|out| Arc::new(out) as Arc<dyn LiveFeed>);
-        let delivery = Delivery::new(push, &config.delivery.attributes_prefix, feed);
-        let socket = SocketConfig {
-            ping_after: Duration::from_millis(g.ping_after_ms),
-            pong_timeout: Duration::from_millis(g.pong_timeout_ms),
-            ..SocketConfig::default()
-        };
-        let (stream_tx, mut stream_rx) = mpsc::channel::<StreamEvent>(CHANNEL);
-        let new_stream: StreamFactory = match endpoint.dialect {
-            Dialect::Notifications => {
-                let stream_config = StreamConfig {
-                    queues: g.queues.clone(),
-                    users: g.users.clone(),
-                    socket,
-                    max_topics: g.max_topics_per_channel,
-                    copilot: config.delivery.sinks.contains(&crate::domain::Sink::GenesysCopilot),
-                    ..StreamConfig::default()
-                };
-                let api_base = endpoint.api_base.clone();
-                Box::new(move |queues: Vec<String>| {
-                    let mut c = stream_config.clone();
-                    if floor {
-                        c.queues = queues;
-                        c.users = Vec::new();
-                    }
-                    spawn_stream(Rest::new(http.clone(), &api_base, auth.clone()), c, stream_tx.clone())
-                })
-            }
-            Dialect::Tutorial => {
-                let api_base = endpoint.api_base.clone();
-                Box::new(move |_| {
-                    spawn_tutorial(
-                        auth.clone(),
-                        api_base.clone(),
-                        socket,
-                        Backoff::default(),
-                        stream_tx.clone(),
-                    )
-                })
-            }
-        };
-        let mut streams = std::collections::BTreeMap::new();
-        if !floor {
-            streams.insert(String::new(), new_stream(Vec::new()));
-        }
-        let forward = tx.clone();
-        let forwarder = tokio::spawn(async move {
-            while let Some(ev) = stream_rx.recv().await {
-                if forward.send(Msg::Stream(ev)).await.is_err() {
-                    break;
-                }
-            }
-        });
-
-        let run_id = opts.run_id.unwrap_or_else(new_run_id);
-        let audit_path = paths.audit_dir().join(format!("audit-{run_id}.jsonl"));
-        let audit = spawn_audit(&audit_path, opts.headless_out, tap)
-            .map_err(|source| RuntimeError::Audit { path: audit_path.clone(), source })?;
-        tracing::info!(run_id, audit = %audit_path.display(), dialect = %endpoint.dialect, "runtime started");
-        let mut engine = Engine::new(policy, &run_id);
-        engine.set_sinks(&config.delivery.sinks);
-        engine.set_clock(Instant::now(), unix_ms(SystemTime::now()));
-        let (ledger, restored) = match ledger {
-            Some((l, records)) => {
-                engine.enable_persistence();
-                let handle = crate::ledger::spawn(l, tx.clone())
-                    .map_err(|e| LedgerError::Io { path: paths.ledger_file(), message: e.to_string() })?;
-                (Some(handle), records)
-            }
-            None => (None, Vec::new()),
-        };
-        let mut rt = Self {
-            engine,
-            tx,
-            rx,
-            kb,
-            kb_live,
-            catalog,
-            streams,
-            new_stream,
-            forwarder,
-            delivery,
-            pushes: JoinSet::new(),
-            ledger,
-            widget,
-            feed_out,
-            audit,
-            token,
-            run_id,
-            handed: floor::Handed::default(),
-            last_tick: Instant::now(),
-        };
-        if let Some(url) = rt.widget_url() {
-            rt.audit.json(serde_json::json!({ "event": "widget", "url": url }));
-        }
-        if rt.ledger.is_some() {
-            let effects = rt.engine.restore(restored, Instant::now());
-            for e in effects {
-                rt.run(e);
-            }
-        }
-        Ok(rt)
-    }
-
     /// The next thing that happened: a message, a token refresh, or a tick
     /// when a debounce deadline (or the tick interval) comes round.
     pub async fn next(&mut self) -> Msg {

@@ -4,146 +4,13 @@
 //! killed with -9 has its queues and calls taken over without a duplicate
 //! push, and a NATS outage neither stops the assisting nor loses events.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use agent_assist::sim::SimHandle;
 use serde_json::{Value, json};
 
-use crate::nats_support::NatsServer;
-use crate::support::net::{sim_config, start};
-use crate::support::process::{ConsoleProcess, sim_console};
-use crate::support::{bundled_scripts, link_model};
-
-pub const QUEUES: [&str; 3] = ["queue-a", "queue-b", "queue-c"];
-
-/// A floor process (worker or console): its stdout lines, and everything
-/// read from them so far.
-pub struct Member {
-    pub name: String,
-    process: ConsoleProcess,
-    /// Everything read so far.
-    pub seen: Vec<Value>,
-}
-
-impl Member {
-    pub fn start(root: &Path, name: &str, args: &[&str], sim: &SimHandle) -> Self {
-        crate::support::warm_index();
-        let dir = root.join(name);
-        link_model(&dir);
-        let mut command = sim_console(&dir, sim, "floor");
-        command.args(args);
-        let process = ConsoleProcess::spawn(name, command, dir.join("stderr"));
-        Self { name: name.into(), process, seen: Vec::new() }
-    }
-
-    pub fn worker(root: &Path, name: &str, nats: &str, mode: &str, ttl: &str, sim: &SimHandle) -> Self {
-        let mut args =
-            vec!["worker", "--nats", nats, "--mode", mode, "--lease-ttl", ttl, "--exit-after", "300s"];
-        for q in QUEUES {
-            args.extend(["--queue", q]);
-        }
-        Self::start(root, name, &args, sim)
-    }
-
-    fn console(root: &Path, name: &str, nats: &str, sim: &SimHandle) -> Self {
-        Self::start(root, name, &["console", "--nats", nats, "--headless", "--exit-after", "300s"], sim)
-    }
-
-    /// Reads what has arrived (waiting up to `wait` for the first line).
-    pub fn pump(&mut self, wait: Duration) {
-        let Some(v) = self.process.next(wait) else { return };
-        self.seen.push(v);
-        while let Some(v) = self.process.try_next() {
-            self.seen.push(v);
-        }
-    }
-
-    pub fn events(&self, kind: &str) -> impl Iterator<Item = &Value> {
-        self.seen.iter().filter(move |v| v["event"] == kind)
-    }
-
-    /// Conversations this member saw start.
-    pub fn calls(&self) -> BTreeSet<String> {
-        self.events("conversation_started")
-            .filter_map(|v| v["conversation_id"].as_str().map(String::from))
-            .collect()
-    }
-
-    /// Queues this member holds (acquired and not lost since).
-    pub fn held(&self) -> BTreeSet<String> {
-        let mut held = BTreeSet::new();
-        for v in self.events("lease") {
-            let q = v["queue"].as_str().unwrap_or_default().to_string();
-            if v["state"] == "acquired" {
-                held.insert(q);
-            } else {
-                held.remove(&q);
-            }
-        }
-        held
-    }
-
-    fn send(&mut self, command: &Value) {
-        self.process.send(command);
-    }
-
-    pub fn kill9(self) {
-        self.process.kill9();
-    }
-}
-
-/// Pumps every member until `done` holds, or panics after `timeout`.
-pub fn until(
-    members: &mut [&mut Member],
-    timeout: Duration,
-    what: &str,
-    mut done: impl FnMut(&[&mut Member]) -> bool,
-) {
-    let deadline = Instant::now() + timeout;
-    while !done(members) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        for m in members.iter_mut() {
-            m.pump(Duration::from_millis(20));
-        }
-    }
-}
-
-/// The bundled scripts spread over three queues, playing in a loop.
-pub async fn floor_sim(speed: f64) -> SimHandle {
-    let mut scripts = bundled_scripts();
-    for (i, s) in scripts.iter_mut().enumerate() {
-        s.queue_id = Some(QUEUES[i % QUEUES.len()].to_string());
-    }
-    let mut config = sim_config(scripts);
-    config.speed = speed;
-    config.repeat = true;
-    config.concurrency = 6;
-    start(config).await
-}
-
-/// Pushes by (conversation, article): arrival times and whether an
-/// operator asked for them.
-fn pushes_by_article(sim: &SimHandle) -> BTreeMap<(String, String), Vec<(u64, bool)>> {
-    let mut out: BTreeMap<(String, String), Vec<(u64, bool)>> = BTreeMap::new();
-    for p in sim.pushes() {
-        let r = &p.body["results"][0];
-        let article = r["id"].as_str().unwrap_or_default().to_string();
-        let operator = r["metadata"]["decided_by"] == "operator";
-        out.entry((p.conversation_id.clone(), article)).or_default().push((p.received_ms, operator));
-    }
-    out
-}
-
-pub(crate) fn no_repeat_within_cooldown(sim: &SimHandle) {
-    for ((conv, article), times) in pushes_by_article(sim) {
-        for pair in times.windows(2) {
-            let gap = pair[1].0.saturating_sub(pair[0].0);
-            assert!(gap >= 600_000 || pair[1].1, "{article} pushed to {conv} twice within the cooldown");
-        }
-    }
-}
+use crate::support::floor::{Member, QUEUES, Rig, no_repeat_within_cooldown, until};
 
 fn push_count(sim: &SimHandle, suggestion: &str) -> usize {
     sim.pushes().iter().filter(|p| p.suggestion_id.as_deref() == Some(suggestion)).count()
@@ -193,17 +60,14 @@ fn approve_one(all: &mut [&mut Member], console: usize, timeout: Duration) -> (S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_split_the_queues_and_two_consoles_see_every_call_and_approval() {
-    let tmp = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start();
-    let sim = floor_sim(6.0).await;
-    let url = nats.url();
+    let rig = Rig::start(6.0).await;
     // Workers count each other for one TTL before taking queues: 5 s, so
     // processes started slowly on a loaded machine still see each other.
-    let mut w0 = Member::worker(tmp.path(), "w0", &url, "manual", "5s", &sim);
-    let mut w1 = Member::worker(tmp.path(), "w1", &url, "manual", "5s", &sim);
-    let mut w2 = Member::worker(tmp.path(), "w2", &url, "manual", "5s", &sim);
-    let mut c1 = Member::console(tmp.path(), "c1", &url, &sim);
-    let mut c2 = Member::console(tmp.path(), "c2", &url, &sim);
+    let mut w0 = rig.worker("w0", "manual", "5s");
+    let mut w1 = rig.worker("w1", "manual", "5s");
+    let mut w2 = rig.worker("w2", "manual", "5s");
+    let mut c1 = rig.console("c1");
+    let mut c2 = rig.console("c2");
     let mut all: Vec<&mut Member> = vec![&mut w0, &mut w1, &mut w2, &mut c1, &mut c2];
 
     // Each queue is held by exactly one worker.
@@ -243,30 +107,27 @@ async fn three_workers_split_the_queues_and_two_consoles_see_every_call_and_appr
     });
     all[4].send(&json!({ "command": "approve", "suggestion": sid }));
     until(&mut all, Duration::from_secs(30), "the push and the second reply", |m| {
-        push_count(&sim, &sid) >= 1
+        push_count(&rig.sim, &sid) >= 1
             && m[4]
                 .seen
                 .iter()
                 .any(|v| v["event"] == "command_reply" && v["command"]["suggestion"] == sid.as_str())
             && m[4].events("push").any(|v| v["suggestion_id"] == sid.as_str())
     });
-    assert_eq!(push_count(&sim, &sid), 1, "{sid} delivered more than once");
-    assert_eq!(sim.stats().duplicate_suggestions, 0);
+    assert_eq!(push_count(&rig.sim, &sid), 1, "{sid} delivered more than once");
+    assert_eq!(rig.sim.stats().duplicate_suggestions, 0);
     drop(all);
-    sim.stop().await;
+    rig.sim.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_workers_queues_and_calls_move_without_a_duplicate_push() {
-    let tmp = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start();
-    let sim = floor_sim(6.0).await;
-    let url = nats.url();
+    let rig = Rig::start(6.0).await;
     let ttl = Duration::from_secs(2);
-    let mut w0 = Member::worker(tmp.path(), "w0", &url, "auto", "2s", &sim);
-    let mut w1 = Member::worker(tmp.path(), "w1", &url, "auto", "2s", &sim);
-    let mut w2 = Member::worker(tmp.path(), "w2", &url, "auto", "2s", &sim);
-    let mut c1 = Member::console(tmp.path(), "c1", &url, &sim);
+    let mut w0 = rig.worker("w0", "auto", "2s");
+    let mut w1 = rig.worker("w1", "auto", "2s");
+    let mut w2 = rig.worker("w2", "auto", "2s");
+    let mut c1 = rig.console("c1");
     let mut all: Vec<&mut Member> = vec![&mut w0, &mut w1, &mut w2, &mut c1];
     until(&mut all, Duration::from_secs(90), "every queue held once", |m| {
         m[..3].iter().map(|w| w.held().len()).sum::<usize>() == QUEUES.len()
@@ -312,33 +173,30 @@ async fn a_killed_workers_queues_and_calls_move_without_a_duplicate_push() {
     assert!(resumed >= 1, "the taker resumed no call of the dead worker");
     eprintln!("queues {queues:?} moved {moved_after:?} after kill -9; {resumed} calls resumed");
     // Let the taken-over calls go on and be assisted.
-    let pushes = sim.pushes().len();
+    let pushes = rig.sim.pushes().len();
     until(&mut all, Duration::from_secs(60), "more pushes after the take-over", |_| {
-        sim.pushes().len() >= pushes + 3
+        rig.sim.pushes().len() >= pushes + 3
     });
     // Everything the dead worker had decided arrived, once.
     for sid in &approved_before {
         until(&mut all, Duration::from_secs(30), "decided suggestions delivered", |_| {
-            push_count(&sim, sid) >= 1
+            push_count(&rig.sim, sid) >= 1
         });
-        assert_eq!(push_count(&sim, sid), 1, "{sid}");
+        assert_eq!(push_count(&rig.sim, sid), 1, "{sid}");
     }
-    let stats = sim.stats();
+    let stats = rig.sim.stats();
     assert_eq!(stats.duplicate_suggestions, 0, "{stats:?}");
-    no_repeat_within_cooldown(&sim);
+    no_repeat_within_cooldown(&rig.sim);
     drop(all);
-    sim.stop().await;
+    rig.sim.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_outage_does_not_stop_assisting_and_the_floor_catches_up() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut nats = NatsServer::start();
-    let sim = floor_sim(6.0).await;
-    let url = nats.url();
-    let mut w0 = Member::worker(tmp.path(), "w0", &url, "auto", "10s", &sim);
-    let mut w1 = Member::worker(tmp.path(), "w1", &url, "auto", "10s", &sim);
-    let mut c1 = Member::console(tmp.path(), "c1", &url, &sim);
+    let mut rig = Rig::start(6.0).await;
+    let mut w0 = rig.worker("w0", "auto", "10s");
+    let mut w1 = rig.worker("w1", "auto", "10s");
+    let mut c1 = rig.console("c1");
     let mut all: Vec<&mut Member> = vec![&mut w0, &mut w1, &mut c1];
     until(&mut all, Duration::from_secs(90), "queues held and a push", |m| {
         m[..2].iter().map(|w| w.held().len()).sum::<usize>() == QUEUES.len()
@@ -346,21 +204,26 @@ async fn a_nats_outage_does_not_stop_assisting_and_the_floor_catches_up() {
     });
     let link = |m: &Member| m.events("floor_link").last().and_then(|v| v["state"].as_str().map(String::from));
 
-    nats.stop();
-    let before: BTreeSet<String> = sim.pushes().iter().filter_map(|p| p.suggestion_id.clone()).collect();
+    rig.nats.stop();
+    let before: BTreeSet<String> = rig.sim.pushes().iter().filter_map(|p| p.suggestion_id.clone()).collect();
     until(&mut all, Duration::from_secs(30), "floor link down everywhere", |m| {
         m.iter().all(|x| link(x).as_deref() == Some("down"))
     });
     // The workers go on assisting: pushes reach the simulator.
     until(&mut all, Duration::from_secs(60), "pushes during the outage", |_| {
-        sim.pushes().len() >= before.len() + 2
+        rig.sim.pushes().len() >= before.len() + 2
     });
-    let during: BTreeSet<String> =
-        sim.pushes().iter().filter_map(|p| p.suggestion_id.clone()).filter(|s| !before.contains(s)).collect();
+    let during: BTreeSet<String> = rig
+        .sim
+        .pushes()
+        .iter()
+        .filter_map(|p| p.suggestion_id.clone())
+        .filter(|s| !before.contains(s))
+        .collect();
     assert!(all[2].events("floor_link").last().is_some_and(|v| v["state"] == "down"));
     eprintln!("{} pushes while the server was down", during.len());
 
-    nats.restart();
+    rig.nats.restart();
     until(&mut all, Duration::from_secs(30), "floor link up everywhere", |m| {
         m.iter().all(|x| link(x).as_deref() == Some("up"))
     });
@@ -377,9 +240,9 @@ async fn a_nats_outage_does_not_stop_assisting_and_the_floor_catches_up() {
         let last = w.events("metrics").last().cloned().unwrap_or_default();
         assert_eq!(last["bus_dropped"], 0, "{last}");
     }
-    assert_eq!(sim.stats().duplicate_suggestions, 0);
+    assert_eq!(rig.sim.stats().duplicate_suggestions, 0);
     drop(all);
-    sim.stop().await;
+    rig.sim.stop().await;
 }
 
 /// A worker cut off from a server the others still reach: its leases
@@ -389,12 +252,10 @@ async fn a_nats_outage_does_not_stop_assisting_and_the_floor_catches_up() {
 /// over the new owner's records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_cut_off_from_the_floor_stops_sending_before_its_queues_move() {
-    let tmp = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start();
-    let partition = crate::nats_support::Partition::start(nats.port);
-    let sim = floor_sim(6.0).await;
-    let mut w0 = Member::worker(tmp.path(), "w0", &partition.url(), "auto", "3s", &sim);
-    let mut w1 = Member::worker(tmp.path(), "w1", &nats.url(), "auto", "3s", &sim);
+    let rig = Rig::start(6.0).await;
+    let partition = crate::nats_support::Partition::start(rig.nats.port);
+    let mut w0 = Member::worker(rig.root(), "w0", &partition.url(), "auto", "3s", &rig.sim);
+    let mut w1 = rig.worker("w1", "auto", "3s");
     let mut all: Vec<&mut Member> = vec![&mut w0, &mut w1];
     until(&mut all, Duration::from_secs(90), "queues split and a push from the worker to cut off", |m| {
         m[0].held().len() + m[1].held().len() == QUEUES.len()
@@ -412,9 +273,9 @@ async fn a_worker_cut_off_from_the_floor_stops_sending_before_its_queues_move() 
     until(&mut all, Duration::from_secs(30), "the other worker taking every queue", |m| {
         m[1].held().len() == QUEUES.len()
     });
-    let pushes = sim.pushes().len();
+    let pushes = rig.sim.pushes().len();
     until(&mut all, Duration::from_secs(60), "pushes from the new owner", |_| {
-        sim.pushes().len() >= pushes + 3
+        rig.sim.pushes().len() >= pushes + 3
     });
     assert_eq!(
         all[0].events("push").filter(|v| v["ok"] == true).count(),
@@ -429,7 +290,7 @@ async fn a_worker_cut_off_from_the_floor_stops_sending_before_its_queues_move() 
         cut_off.iter().all(|q| m[0].events("lease").any(|v| v["queue"] == q.as_str() && v["state"] == "lost"))
             && m[0].events("ledger").last().is_some_and(|v| v["ok"] == true)
     });
-    assert_eq!(sim.stats().duplicate_suggestions, 0);
+    assert_eq!(rig.sim.stats().duplicate_suggestions, 0);
     drop(all);
-    sim.stop().await;
+    rig.sim.stop().await;
 }

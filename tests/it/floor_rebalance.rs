@@ -13,8 +13,8 @@ use agent_assist::floor::kv_ledger::{KvLedger, load_queue};
 use agent_assist::floor::{Floor, NatsConfig};
 use agent_assist::ledger::{Ledger, LedgerHandle};
 
-use crate::floor::{Member, QUEUES, floor_sim, no_repeat_within_cooldown, until};
 use crate::nats_support::NatsServer;
+use crate::support::floor::{Member, QUEUES, Rig, no_repeat_within_cooldown, until};
 
 /// Index of the first `lease` line of `m` for `queue` in `state`.
 fn lease_line(m: &Member, queue: &str, state: &str) -> Option<usize> {
@@ -32,12 +32,9 @@ fn call_queues(m: &Member, into: &mut BTreeMap<String, String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_joining_a_busy_floor_gets_a_queue_without_a_duplicate_push() {
-    let tmp = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start();
-    let sim = floor_sim(6.0).await;
-    let url = nats.url();
+    let rig = Rig::start(6.0).await;
     let ttl = Duration::from_secs(2);
-    let mut w0 = Member::worker(tmp.path(), "w0", &url, "auto", "2s", &sim);
+    let mut w0 = rig.worker("w0", "auto", "2s");
     {
         let mut all: Vec<&mut Member> = vec![&mut w0];
         until(&mut all, Duration::from_secs(90), "the lone worker holding every queue and pushing", |m| {
@@ -45,7 +42,7 @@ async fn a_worker_joining_a_busy_floor_gets_a_queue_without_a_duplicate_push() {
         });
     }
 
-    let mut w1 = Member::worker(tmp.path(), "w1", &url, "auto", "2s", &sim);
+    let mut w1 = rig.worker("w1", "auto", "2s");
     let mut all: Vec<&mut Member> = vec![&mut w0, &mut w1];
     // Its keeper starts once the runtime is up (the `floor_member` line).
     until(&mut all, Duration::from_secs(90), "the newcomer running", |m| {
@@ -109,7 +106,7 @@ async fn a_worker_joining_a_busy_floor_gets_a_queue_without_a_duplicate_push() {
 
     // The floor goes on: new calls of the moved queue start on the
     // newcomer, and pushes keep arriving.
-    let pushes = sim.pushes().len();
+    let pushes = rig.sim.pushes().len();
     until(&mut all, Duration::from_secs(90), "new calls of the moved queue and more pushes", |m| {
         let i = lease_line(m[1], &queue, "acquired").unwrap_or(usize::MAX);
         let new_calls = m[1]
@@ -118,7 +115,7 @@ async fn a_worker_joining_a_busy_floor_gets_a_queue_without_a_duplicate_push() {
             .skip(i)
             .filter(|v| v["event"] == "conversation_started" && v["queue_id"] == queue.as_str())
             .count();
-        new_calls >= 2 && sim.pushes().len() >= pushes + 3
+        new_calls >= 2 && rig.sim.pushes().len() >= pushes + 3
     });
 
     // After the give-back the giver follows no call of the moved queue
@@ -146,19 +143,19 @@ async fn a_worker_joining_a_busy_floor_gets_a_queue_without_a_duplicate_push() {
     // What the giver had decided arrived once; no suggestion twice.
     for sid in &decided_before {
         until(&mut all, Duration::from_secs(30), "decided suggestions delivered", |_| {
-            sim.pushes().iter().any(|p| p.suggestion_id.as_deref() == Some(sid.as_str()))
+            rig.sim.pushes().iter().any(|p| p.suggestion_id.as_deref() == Some(sid.as_str()))
         });
     }
     // Balanced: nothing moved back and forth.
     assert_eq!(all[0].events("lease").filter(|v| v["state"] != "acquired").count(), 1);
     assert_eq!(all[1].events("lease").filter(|v| v["state"] != "acquired").count(), 0);
-    let stats = sim.stats();
+    let stats = rig.sim.stats();
     assert_eq!(stats.duplicate_suggestions, 0, "{stats:?}");
-    no_repeat_within_cooldown(&sim);
+    no_repeat_within_cooldown(&rig.sim);
     drop(all);
     drop(w1);
     drop(w0);
-    sim.stop().await;
+    rig.sim.stop().await;
 }
 
 fn record(id: &str) -> Box<ConversationRecord> {

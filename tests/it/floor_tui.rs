@@ -6,41 +6,25 @@
 //! server stopped the console shows "floor link down" and recovers by
 //! itself when it is back.
 
-use std::path::Path;
 use std::time::Duration;
 
 use agent_assist::sim::SimHandle;
 
-use crate::floor::{Member, until};
-use crate::nats_support::NatsServer;
-use crate::support::net::{sim_config, start};
+use crate::support::floor::{Member, Rig, until};
 use crate::support::tmux::{Session, shell_line, wait_for_screen};
-use crate::support::{bundled_scripts, link_model, warm_index};
+use crate::support::{link_model, warm_index};
 
 const QUEUES: [&str; 2] = ["queue-a", "queue-b"];
 
-/// The bundled scripts over two queues, in a loop.
-async fn floor_sim() -> SimHandle {
-    let mut scripts = bundled_scripts();
-    for (i, s) in scripts.iter_mut().enumerate() {
-        s.queue_id = Some(QUEUES[i % QUEUES.len()].to_string());
-    }
-    let mut config = sim_config(scripts);
-    config.speed = 6.0;
-    config.repeat = true;
-    config.concurrency = 4;
-    start(config).await
-}
-
-/// A worker in `root/w1` on both queues, and its floor id (from its
+/// A worker in `w1` on both queues, and its floor id (from its
 /// `floor_member` line).
-fn worker(root: &Path, nats: &str, sim: &SimHandle) -> (Member, String) {
+fn worker(rig: &Rig) -> (Member, String) {
     let mut args =
-        vec!["worker", "--nats", nats, "--mode", "manual", "--lease-ttl", "2s", "--exit-after", "300s"];
+        vec!["worker", "--nats", &rig.url, "--mode", "manual", "--lease-ttl", "2s", "--exit-after", "300s"];
     for q in QUEUES {
         args.extend(["--queue", q]);
     }
-    let mut w = Member::start(root, "w1", &args, sim);
+    let mut w = Member::start(rig.root(), "w1", &args, &rig.sim);
     until(&mut [&mut w], Duration::from_secs(120), "the worker joins the floor", |m| {
         m[0].events("floor_member").next().is_some()
     });
@@ -60,22 +44,19 @@ fn operator_pushes(sim: &SimHandle) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floor_dashboard_shows_the_calls_and_an_approval_goes_through_the_owner_once() {
     warm_index();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut nats = NatsServer::start();
-    let sim = floor_sim().await;
-    let url = nats.url();
-    let (w, worker_id) = worker(tmp.path(), &url, &sim);
+    let mut rig = Rig::over(&QUEUES, 6.0, 4).await;
+    let (w, worker_id) = worker(&rig);
     // As the worker column shows it: `worker-host-PID-XXXX` → `PID-XXXX`.
     let short = agent_assist::ui::state::short_worker(&worker_id).to_string();
 
-    let dir = tmp.path().join("console");
+    let dir = rig.root().join("console");
     link_model(&dir);
     let env = [
-        ("GENESYS_API_BASE", sim.base_url.as_str()),
+        ("GENESYS_API_BASE", rig.sim.base_url.as_str()),
         ("GENESYS_CLIENT_ID", "floor-test"),
         ("GENESYS_CLIENT_SECRET", "floor-secret"),
     ];
-    let command = shell_line(&dir, &env, &format!("console --nats {url} --exit-after 300s"));
+    let command = shell_line(&dir, &env, &format!("console --nats {} --exit-after 300s", rig.url));
     let s = Session::start(format!("aa-floor-{}", std::process::id()), 200, 50, &command);
 
     // The dashboard is up on the floor, and calls appear with their worker.
@@ -92,7 +73,7 @@ async fn floor_dashboard_shows_the_calls_and_an_approval_goes_through_the_owner_
         [" queued ", " candidate "].iter().any(|st| screen.contains(st)).then_some(())
     })
     .await;
-    assert!(operator_pushes(&sim).is_empty(), "manual mode pushed by itself");
+    assert!(operator_pushes(&rig.sim).is_empty(), "manual mode pushed by itself");
 
     s.keys(&["a"]);
     let line = wait_for_screen(&s, Duration::from_secs(20), "the owner's answer", |screen| {
@@ -101,20 +82,20 @@ async fn floor_dashboard_shows_the_calls_and_an_approval_goes_through_the_owner_
     .await;
     assert!(line.contains(&format!("accepted by {short}")), "{line}");
     let sid = wait_for_screen(&s, Duration::from_secs(30), "the push at the simulator", |_| {
-        operator_pushes(&sim).first().cloned()
+        operator_pushes(&rig.sim).first().cloned()
     })
     .await;
     wait_for_screen(&s, Duration::from_secs(30), "the push in the console's push log", |screen| {
         screen.contains("pushed 204").then_some(())
     })
     .await;
-    let pushes = operator_pushes(&sim);
+    let pushes = operator_pushes(&rig.sim);
     assert_eq!(pushes.iter().filter(|p| **p == sid).count(), 1, "{sid} delivered more than once: {pushes:?}");
     assert_eq!(pushes.len(), 1, "one key, one push: {pushes:?}");
-    assert_eq!(sim.stats().duplicate_suggestions, 0);
+    assert_eq!(rig.sim.stats().duplicate_suggestions, 0);
 
     // The floor link: down while the server is away, back by itself.
-    nats.stop();
+    rig.nats.stop();
     wait_for_screen(&s, Duration::from_secs(30), "floor link down", |screen| {
         screen.contains("FLOOR LINK DOWN").then_some(())
     })
@@ -124,7 +105,7 @@ async fn floor_dashboard_shows_the_calls_and_an_approval_goes_through_the_owner_
         screen.contains("not sent, the floor link is down").then_some(())
     })
     .await;
-    nats.restart();
+    rig.nats.restart();
     wait_for_screen(&s, Duration::from_secs(30), "floor link up", |screen| {
         (screen.contains("⇄ FLOOR") && !screen.contains("FLOOR LINK DOWN")).then_some(())
     })
@@ -143,5 +124,5 @@ async fn floor_dashboard_shows_the_calls_and_an_approval_goes_through_the_owner_
     })
     .await;
     drop(w);
-    sim.stop().await;
+    rig.sim.stop().await;
 }

@@ -6,27 +6,24 @@
 //! with its `Last-Event-ID` resumes without a duplicate or a gap.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
-use agent_assist::sim::SimHandle;
 use serde_json::{Value, json};
 
-use crate::floor::{Member, floor_sim, until};
-use crate::nats_support::NatsServer;
+use crate::support::floor::{Member, Rig, until};
 use crate::widget::{Sse, SseReader};
 
 /// A worker whose suggestions also go to the agent widget (no sign-in:
 /// loopback only).
-fn widget_worker(root: &Path, name: &str, nats: &str, sim: &SimHandle) -> Member {
-    let config = root.join(name).join("config");
+fn widget_worker(rig: &Rig, name: &str) -> Member {
+    let config = rig.root().join(name).join("config");
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(
         config.join("config.toml"),
         "[delivery]\nsinks = [\"widget\", \"webhook\"]\n\n[widget]\nauth = \"none\"\nbind = \"127.0.0.1:0\"\n",
     )
     .unwrap();
-    Member::worker(root, name, nats, "auto", "2s", sim)
+    rig.worker(name, "auto", "2s")
 }
 
 fn widget_url(m: &Member) -> Option<String> {
@@ -95,12 +92,9 @@ fn key(e: &Sse) -> (Option<String>, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_worker_serves_any_calls_page_and_feedback_reaches_the_owner() {
-    let tmp = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start();
-    let sim = floor_sim(6.0).await;
-    let url = nats.url();
-    let mut w0 = widget_worker(tmp.path(), "w0", &url, &sim);
-    let mut w1 = widget_worker(tmp.path(), "w1", &url, &sim);
+    let rig = Rig::start(6.0).await;
+    let mut w0 = widget_worker(&rig, "w0");
+    let mut w1 = widget_worker(&rig, "w1");
     let mut all: Vec<&mut Member> = vec![&mut w0, &mut w1];
     let (owner, call, sid) = a_live_widget_delivery(&mut all, "a widget delivery on a live call");
     let other = 1 - owner;
@@ -177,20 +171,16 @@ async fn any_worker_serves_any_calls_page_and_feedback_reaches_the_owner() {
     assert_eq!(recorded(all[owner], "agent_feedback"), 1);
     assert_eq!(recorded(all[owner], "acknowledged"), 1);
     assert_eq!(recorded(all[other], "agent_feedback") + recorded(all[other], "acknowledged"), 0);
-    assert_eq!(sim.stats().duplicate_suggestions, 0);
+    assert_eq!(rig.sim.stats().duplicate_suggestions, 0);
     drop(all);
-    sim.stop().await;
+    rig.sim.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_on_the_surviving_worker_keeps_working_when_the_owner_dies() {
-    let tmp = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start();
     // Slower calls, so the one watched outlives the take-over.
-    let sim = floor_sim(3.0).await;
-    let url = nats.url();
-    let mut workers =
-        vec![widget_worker(tmp.path(), "w0", &url, &sim), widget_worker(tmp.path(), "w1", &url, &sim)];
+    let rig = Rig::start(3.0).await;
+    let mut workers = vec![widget_worker(&rig, "w0"), widget_worker(&rig, "w1")];
     let mut all: Vec<&mut Member> = workers.iter_mut().collect();
     let (owner, call, sid) =
         a_live_widget_delivery(&mut all, "a widget delivery on a call that just started");
@@ -239,7 +229,7 @@ async fn a_page_on_the_surviving_worker_keeps_working_when_the_owner_dies() {
     until(&mut all, Duration::from_secs(30), "the new owner records the feedback", |m| {
         m[0].events("agent_feedback").any(|v| v["suggestion_id"] == sid.as_str() && v["feedback"] == "copied")
     });
-    assert_eq!(sim.stats().duplicate_suggestions, 0);
+    assert_eq!(rig.sim.stats().duplicate_suggestions, 0);
     drop(all);
-    sim.stop().await;
+    rig.sim.stop().await;
 }

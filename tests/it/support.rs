@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use agent_assist::kb::{HnswParams, IndexKind, KbOptions, ModelSpec};
 use agent_assist::paths::AppPaths;
 
+pub mod floor;
 pub mod process;
 pub mod tmux;
 
