@@ -75,9 +75,11 @@ impl Engine {
         }
         self.metrics.searches += 1;
         let kb_version = self.kb.version;
-        if current {
-            // Only a current search speaks for the call's context: a stale
-            // one answered a window the call has moved on from.
+        if c.ended_at.is_none() {
+            // A stale result answered a window the call has since moved
+            // past, but what the customer said then is still evidence about
+            // the call: under load most searches can go stale, and a
+            // context fed only by current ones would starve.
             let p = &self.policy;
             c.context.rerank(&mut hits, p.context_weight, p.context_decay);
         }

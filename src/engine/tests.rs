@@ -114,6 +114,9 @@ fn a_result_for_a_stale_window_is_dropped() {
     e.handle(done(r1, "c", vec![hit("camera-offline", 0.9)], 11), at(20));
     assert!(e.conversation("c").unwrap().suggestions.is_empty());
     assert_eq!(e.metrics().stale_results, 1);
+    // Not used for suggestions, but what the customer said still counts
+    // as evidence about the call.
+    assert!(e.conversation("c").unwrap().context.evidence("camera-offline") > 0.8);
     e.handle(done(r2, "c", vec![hit("app-not-working", 0.8)], 21), at(30));
     assert_eq!(states(&e, "c"), vec![("app-not-working".to_string(), "queued")]);
 }

@@ -194,8 +194,10 @@ async fn a_killed_workers_queues_and_calls_move_without_a_duplicate_push() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_outage_does_not_stop_assisting_and_the_floor_catches_up() {
     let mut rig = Rig::start(6.0).await;
-    let mut w0 = rig.worker("w0", "auto", "10s");
-    let mut w1 = rig.worker("w1", "auto", "10s");
+    // Workers fence themselves two thirds of a TTL into the outage; the
+    // pushes this test counts must fall within that.
+    let mut w0 = rig.eager_worker("w0", "10s");
+    let mut w1 = rig.eager_worker("w1", "10s");
     let mut c1 = rig.console("c1");
     let mut all: Vec<&mut Member> = vec![&mut w0, &mut w1, &mut c1];
     until(&mut all, Duration::from_secs(90), "queues held and a push", |m| {

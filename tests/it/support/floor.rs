@@ -63,6 +63,18 @@ impl Rig {
         Member::worker(self.root(), name, &self.url, mode, ttl, &self.sim)
     }
 
+    /// A worker in auto mode at the raw threshold the pipeline tests use
+    /// (0.55, credits as by default) instead of the calibrated one, for a
+    /// test that needs pushes to keep coming within seconds: at the
+    /// calibrated default (`auto_precision = 0.85`) a call may well go a
+    /// minute without one.
+    pub fn eager_worker(&self, name: &str, ttl: &str) -> Member {
+        let config = self.root().join(name).join("config");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(config.join("config.toml"), "[policy]\nauto_precision = 0.0\nauto = 0.55\n").unwrap();
+        self.worker(name, "auto", ttl)
+    }
+
     /// A headless reader console on the floor.
     pub fn console(&self, name: &str) -> Member {
         Member::start(
