@@ -13,10 +13,11 @@
 //! that evidence. The search asks the KB for `context_pool` hits so that an
 //! article the call keeps returning to can rise from below the top few.
 //!
-//! Measured on the calibration calls (BENCHMARKS.md, "Call context"): the
-//! best article is one the call needs in 57 % of searches without it and
-//! 71 % with it (weight 0.2, decay 0.95, pool 10); weights 0.2–0.5 and
-//! decays 0.9–1.0 all land within two points of that.
+//! Measured on the 75 calibration calls (BENCHMARKS.md, "Call context"):
+//! the best article is one the call needs in 44 % of searches without it
+//! and 62 % with it (weight 0.2, decay 0.95, pool 10); weights 0.2–0.5 and
+//! decays 0.9–1.0 all land within two points of that. Results that came
+//! back stale feed the evidence too (see `search`).
 
 use std::collections::HashMap;
 

@@ -93,6 +93,16 @@ fn the_policy_refuses_meaningless_credits() {
     }
     let p = Policy { lead_weight: -1.0, ..Policy::default() };
     assert!(p.validate().unwrap_err().contains("lead_weight"));
+    for (p, name) in [
+        (Policy { context_weight: -0.1, ..Policy::default() }, "context_weight"),
+        (Policy { context_decay: 1.5, ..Policy::default() }, "context_decay"),
+        (Policy { context_pool: 0, ..Policy::default() }, "context_pool"),
+        (Policy { auto: 2.5, ..Policy::default() }, "auto"),
+    ] {
+        assert!(p.validate().unwrap_err().contains(name), "{name}");
+    }
+    // A calibrated auto threshold above 1 (score plus credits) is valid.
+    assert_eq!(Policy { auto: 1.03, ..Policy::default() }.validate(), Ok(()));
 }
 
 #[test]
