@@ -18,8 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use agent_assist::config::Config;
-use agent_assist::kb::{HnswParams, IndexKind, KbOptions, ModelSpec, Retriever};
+use agent_assist::kb::Retriever;
 use agent_assist::paths::AppPaths;
 use color_eyre::eyre::{Result, eyre};
 
@@ -74,13 +73,7 @@ fn main() -> Result<()> {
         .collect::<Result<_>>()?;
     let warm_every = std::env::var("WARM").ok().map(|w| w.parse::<u64>()).transpose()?.filter(|&w| w > 0);
     let paths = AppPaths::resolve()?;
-    let opts = KbOptions {
-        sources: Config::default().kb.sources(),
-        kind: IndexKind::Flat,
-        hnsw: HnswParams::default(),
-        model: ModelSpec::installed(&paths),
-        force_rebuild: false,
-    };
+    let opts = agent_assist::bench::sample_kb_options(&paths, None);
     let (mut retriever, _) = Retriever::open(&opts, &paths, &mut |_| {})?;
     retriever.query("warm up", 3)?;
     let mut buf = vec![1u64; 4 << 20];

@@ -10,9 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use agent_assist::config::Config;
+use agent_assist::kb::Retriever;
 use agent_assist::kb::eval::load_queries;
-use agent_assist::kb::{HnswParams, IndexKind, KbOptions, ModelSpec, Retriever};
 use agent_assist::paths::{self, AppPaths};
 use color_eyre::eyre::{Result, eyre};
 
@@ -31,13 +30,7 @@ fn main() -> Result<()> {
         None => 5,
     };
     let paths = AppPaths::resolve()?;
-    let opts = KbOptions {
-        sources: Config::default().kb.sources(),
-        kind: IndexKind::Flat,
-        hnsw: HnswParams::default(),
-        model: ModelSpec::installed(&paths),
-        force_rebuild: false,
-    };
+    let opts = agent_assist::bench::sample_kb_options(&paths, None);
     let (mut retriever, _) = Retriever::open(&opts, &paths, &mut |_| {})?;
     let queries: Vec<String> = load_queries(&paths::bundled("tests/fixtures/kb_queries.jsonl"))?
         .into_iter()

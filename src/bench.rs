@@ -21,6 +21,9 @@ pub mod widgets;
 
 use std::time::Duration;
 
+use crate::kb::{HnswParams, IndexKind, KbOptions, ModelSpec};
+use crate::paths::AppPaths;
+
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -153,5 +156,18 @@ pub fn print<T: Serialize>(report: &T, json: bool, table: impl FnOnce(&T)) {
         println!("{}", serde_json::to_string(report).unwrap_or_default());
     } else {
         table(report);
+    }
+}
+
+/// The bundled sample KB with the installed model and a flat index, loaded
+/// from the cache when it is current: what the replay, the e2e floor and
+/// the examples measure against.
+pub fn sample_kb_options(paths: &AppPaths, threads: Option<usize>) -> KbOptions {
+    KbOptions {
+        sources: crate::config::Config::default().kb.sources(),
+        kind: IndexKind::Flat,
+        hnsw: HnswParams::default(),
+        model: ModelSpec { threads, ..ModelSpec::installed(paths) },
+        force_rebuild: false,
     }
 }

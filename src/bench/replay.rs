@@ -20,7 +20,7 @@ use crate::domain::{PushOutcome, Speaker, StreamEvent, TranscriptEvent};
 use crate::engine::{Effect, Engine, Mode, Msg, Policy, SearchTiming};
 use crate::kb::need::NeedClassifier;
 use crate::kb::need::verdict::{NeedJob, judge};
-use crate::kb::{FastEmbedder, KbOptions, ModelSpec, Retriever};
+use crate::kb::{FastEmbedder, ModelSpec, Retriever};
 use crate::paths::AppPaths;
 use crate::sim;
 
@@ -107,13 +107,7 @@ fn policy(opts: &Options) -> Policy {
 }
 
 pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report> {
-    let kb_opts = KbOptions {
-        sources: crate::config::Config::default().kb.sources(),
-        kind: crate::kb::IndexKind::Flat,
-        hnsw: crate::kb::HnswParams::default(),
-        model: ModelSpec::installed(paths),
-        force_rebuild: false,
-    };
+    let kb_opts = crate::bench::sample_kb_options(paths, None);
     let (mut retriever, _) = Retriever::open(&kb_opts, paths, &mut |_| {})?;
     if let Some(f) = opts.fusion {
         retriever.kb.fusion = f;

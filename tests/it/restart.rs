@@ -3,7 +3,7 @@
 //! again; nothing reaches an agent twice and no approval is lost. Also the
 //! ledger's lock, a damaged ledger file, and a full disk.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -13,7 +13,7 @@ use agent_assist::ledger::Ledger;
 use agent_assist::sim::{Fault, SimHandle};
 use rand::Rng;
 
-use crate::support::net::{sim_config, start};
+use crate::support::net::{pushes_by_article, sim_config, start};
 use crate::support::process::{ConsoleProcess, sim_console};
 use crate::support::{bundled_scripts, console_process, link_model};
 
@@ -45,19 +45,6 @@ impl Headless {
         tweak(&mut command);
         ConsoleProcess::spawn("the console", command, tmp.join("console.stderr"))
     }
-}
-
-/// Pushes by (conversation, article), with their arrival times and whether
-/// an operator asked for them.
-fn pushes_by_article(sim: &SimHandle) -> BTreeMap<(String, String), Vec<(u64, bool)>> {
-    let mut out: BTreeMap<(String, String), Vec<(u64, bool)>> = BTreeMap::new();
-    for p in sim.pushes() {
-        let r = &p.body["results"][0];
-        let article = r["id"].as_str().unwrap_or_default().to_string();
-        let operator = r["metadata"]["decided_by"] == "operator";
-        out.entry((p.conversation_id.clone(), article)).or_default().push((p.received_ms, operator));
-    }
-    out
 }
 
 fn faulty_sim_config() -> agent_assist::sim::SimConfig {

@@ -56,6 +56,21 @@ pub mod net {
     use agent_assist::sim::{Script, SimConfig, SimHandle};
     use tokio::sync::mpsc;
 
+    /// Pushes the simulator received, by (conversation, article): arrival
+    /// times and whether an operator asked for them.
+    pub fn pushes_by_article(
+        sim: &SimHandle,
+    ) -> std::collections::BTreeMap<(String, String), Vec<(u64, bool)>> {
+        let mut out: std::collections::BTreeMap<(String, String), Vec<(u64, bool)>> = Default::default();
+        for p in sim.pushes() {
+            let r = &p.body["results"][0];
+            let article = r["id"].as_str().unwrap_or_default().to_string();
+            let operator = r["metadata"]["decided_by"] == "operator";
+            out.entry((p.conversation_id.clone(), article)).or_default().push((p.received_ms, operator));
+        }
+        out
+    }
+
     /// A script from `(channel, text)` pairs, `gap_ms` apart.
     pub fn script(id: &str, lines: &[(&str, &str)], gap_ms: u64) -> Script {
         Script {

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use super::super::Latency;
-use crate::config::Config;
-use crate::kb::{KbOptions, ModelSpec, Retriever};
+use crate::kb::Retriever;
 use crate::paths::AppPaths;
 
 /// The longest idle gap the paced-as-run floor reproduces: a call's
@@ -52,13 +51,7 @@ pub fn measure(
     threads: Option<usize>,
     queries: &[Query],
 ) -> color_eyre::eyre::Result<Floor> {
-    let opts = KbOptions {
-        sources: Config::default().kb.sources(),
-        kind: crate::kb::IndexKind::Flat,
-        hnsw: crate::kb::HnswParams::default(),
-        model: ModelSpec { threads, ..ModelSpec::installed(paths) },
-        force_rebuild: false,
-    };
+    let opts = crate::bench::sample_kb_options(paths, threads);
     let (mut retriever, _) = Retriever::open(&opts, paths, &mut |_| {})?;
     // As many hits as the pipeline asks for (the call context's pool).
     let k = crate::engine::Policy::default().search_k();

@@ -3,14 +3,14 @@
 //! processes ([`Member`]) whose JSON lines the tests read. Shared by the
 //! floor, rebalance, widget and dashboard tests so each starts the same way.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agent_assist::sim::SimHandle;
 use serde_json::Value;
 
-use super::net::{sim_config, start};
+use super::net::{pushes_by_article, sim_config, start};
 use super::process::{ConsoleProcess, sim_console};
 use super::{bundled_scripts, link_model};
 use crate::nats_support::NatsServer;
@@ -174,19 +174,6 @@ pub fn until(
             m.pump(Duration::from_millis(20));
         }
     }
-}
-
-/// Pushes by (conversation, article): arrival times and whether an
-/// operator asked for them.
-fn pushes_by_article(sim: &SimHandle) -> BTreeMap<(String, String), Vec<(u64, bool)>> {
-    let mut out: BTreeMap<(String, String), Vec<(u64, bool)>> = BTreeMap::new();
-    for p in sim.pushes() {
-        let r = &p.body["results"][0];
-        let article = r["id"].as_str().unwrap_or_default().to_string();
-        let operator = r["metadata"]["decided_by"] == "operator";
-        out.entry((p.conversation_id.clone(), article)).or_default().push((p.received_ms, operator));
-    }
-    out
 }
 
 /// No article reached a call twice within the cooldown unless an operator
