@@ -126,6 +126,8 @@ pub trait VectorIndex: Send {
     fn add(&mut self, vectors: &[f32]) -> Result<(), KbError>;
     /// The `k` nearest labels with their inner-product scores, best first.
     fn search(&mut self, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>, KbError>;
+    /// The stored vector of `label`.
+    fn reconstruct(&self, label: u64) -> Result<Vec<f32>, KbError>;
     fn save(&self, path: &Path) -> Result<(), KbError>;
 }
 

@@ -166,6 +166,15 @@ impl VectorIndex for FaissIndex {
         Ok(self.search_batch(query, k)?.pop().unwrap_or_default())
     }
 
+    fn reconstruct(&self, label: u64) -> Result<Vec<f32>, KbError> {
+        if label >= self.inner.ntotal() {
+            return Err(KbError::Index(format!("no vector {label} in an index of {}", self.inner.ntotal())));
+        }
+        let mut out = vec![0.0; self.dimension];
+        self.inner.reconstruct(faiss::Idx::new(label), &mut out).map_err(faiss_err)?;
+        Ok(out)
+    }
+
     fn save(&self, path: &Path) -> Result<(), KbError> {
         let name =
             path.to_str().ok_or_else(|| KbError::Index(format!("non-UTF-8 path {}", path.display())))?;

@@ -51,7 +51,7 @@ impl KnowledgeBase {
         // Several chunks of one article can crowd the top; fetch more chunks
         // than articles wanted, and widen until k articles or all chunks.
         let mut fetch = (k * 4).max(k + 8).max(40).min(total);
-        let dense = loop {
+        let mut dense = loop {
             let raw = self.index.search(query, fetch)?;
             let dense: Vec<ChunkScore> = raw
                 .iter()
@@ -77,6 +77,15 @@ impl KnowledgeBase {
                 Some(ChunkScore { chunk, article: self.chunks.get(chunk)?.article, score })
             })
             .collect();
+        // Signals come from the plain cosines, before any reordering.
+        let top_chunks: Vec<f32> = dense.iter().take(SIGNAL_CHUNKS).map(|c| c.score).collect();
+        if matches!(self.fusion, rank::Fusion::Rrf { .. }) {
+            let vectors = dense
+                .iter()
+                .map(|c| self.index.reconstruct(c.chunk as u64))
+                .collect::<Result<Vec<_>, _>>()?;
+            rank::expand(&mut dense, &vectors, query, rank::EXPANSION_NEIGHBOURS, rank::EXPANSION_WEIGHT);
+        }
         let candidates = rank::fuse(&dense, &lexical, self.bm25.max_score(text), self.fusion);
         let mut hits = Vec::with_capacity(k);
         for c in candidates.iter().take(k) {
@@ -109,7 +118,6 @@ impl KnowledgeBase {
                 context: None,
             });
         }
-        let top_chunks: Vec<f32> = dense.iter().take(SIGNAL_CHUNKS).map(|c| c.score).collect();
         let runner_up = candidates.get(1).map_or(0.0, |c| c.dense);
         let signals = signals(&top_chunks, runner_up, candidates.first().map_or(0.0, |c| c.bm25n));
         if self.fusion != rank::Fusion::Dense {
