@@ -40,5 +40,5 @@ fn with_configured_model(paths: AppPaths, cli: &Cli) -> Result<AppPaths> {
         crate::config::Config::load(cli.config.as_deref(), &paths.config_file(), &|k| std::env::var(k).ok());
     let Ok(config) = loaded else { return Ok(paths) };
     let info = crate::kb::embed::models::by_name(&config.kb.model)?;
-    Ok(paths.with_model_folder(info.folder))
+    Ok(paths.with_model(info.name, info.folder))
 }

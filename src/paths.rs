@@ -26,6 +26,9 @@ pub struct AppPaths {
     pub cache_dir: PathBuf,
     /// The embedding model's files (`model.onnx`, `tokenizer.json`, ...).
     pub model_dir: PathBuf,
+    /// The `[kb] model` name, which says how to run the files in
+    /// `model_dir`; `None` for the default model.
+    pub model_name: Option<String>,
     /// The ONNX Runtime shared library.
     pub ort_library: PathBuf,
 }
@@ -57,6 +60,7 @@ impl AppPaths {
             config_dir: pick("AGENT_ASSIST_CONFIG_DIR", dirs.as_ref().map(ProjectDirs::config_dir))?,
             cache_dir: pick("AGENT_ASSIST_CACHE_DIR", dirs.as_ref().map(ProjectDirs::cache_dir))?,
             model_dir: data_dir.join(MODEL_FOLDER),
+            model_name: None,
             ort_library,
             data_dir,
         })
@@ -69,15 +73,17 @@ impl AppPaths {
             config_dir: root.join("config"),
             cache_dir: root.join("cache"),
             model_dir: data_dir.join(MODEL_FOLDER),
+            model_name: None,
             ort_library: data_dir.join("onnxruntime").join(ORT_LIBRARY_FILE),
             data_dir,
         }
     }
 
-    /// The same directories with the model files in `<data dir>/models/<folder>`
-    /// (a model chosen with `[kb] model`).
-    pub fn with_model_folder(mut self, folder: &str) -> Self {
+    /// The same directories with the model `[kb] model` names: its files in
+    /// `<data dir>/models/<folder>`.
+    pub fn with_model(mut self, name: &str, folder: &str) -> Self {
         self.model_dir = self.data_dir.join("models").join(folder);
+        self.model_name = Some(name.to_string());
         self
     }
 

@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod cache;
+pub mod integer;
 pub mod models;
 mod parallel;
 
@@ -42,17 +43,24 @@ pub struct ModelSpec {
     pub ort_library: PathBuf,
     /// Intra-op threads; `None` uses every core.
     pub threads: Option<usize>,
+    /// How to run the files (`[kb] model`).
+    pub info: &'static models::ModelInfo,
 }
 
 impl ModelSpec {
     /// The installed model and runtime under the app's data dir.
     pub fn installed(paths: &AppPaths) -> Self {
-        Self { model_dir: paths.model_dir.clone(), ort_library: paths.ort_library.clone(), threads: None }
+        Self {
+            model_dir: paths.model_dir.clone(),
+            ort_library: paths.ort_library.clone(),
+            threads: None,
+            info: models::named_or_default(paths.model_name.as_deref()),
+        }
     }
 
-    /// Which of the selectable models this is, by its folder.
+    /// Which of the selectable models this is.
     pub fn info(&self) -> &'static models::ModelInfo {
-        models::by_folder(&self.model_dir.file_name().map(|f| f.to_string_lossy()).unwrap_or_default())
+        self.info
     }
 
     /// Checks that every model file is present, naming the first missing one.
@@ -67,13 +75,17 @@ impl ModelSpec {
     }
 
     /// The model's identity for cache keys: sha256 over the model and
-    /// tokenizer bytes. Cheap next to creating the session.
+    /// tokenizer bytes, and how the graph is run (integer products give
+    /// slightly different vectors). Cheap next to creating the session.
     pub fn fingerprint(&self) -> Result<String, KbError> {
         self.check()?;
         let mut h = Sha256::new();
         for f in ["model.onnx", "tokenizer.json"] {
             let p = self.model_dir.join(f);
             h.update(std::fs::read(&p).map_err(|source| KbError::Io { path: p, source })?);
+        }
+        if self.info.integer_products {
+            h.update(integer::REWRITE_TAG);
         }
         Ok(hex(&h.finalize()))
     }
@@ -132,8 +144,13 @@ fn session(spec: &ModelSpec, threads: Option<usize>) -> Result<TextEmbedding, Kb
         tokenizer_config_file: read("tokenizer_config.json")?,
     };
     let info = spec.info();
-    let mut user_model =
-        UserDefinedEmbeddingModel::new(read("model.onnx")?, tokenizer_files).with_pooling(Pooling::Mean);
+    let mut onnx = read("model.onnx")?;
+    if info.integer_products {
+        let (rewritten, products) = integer::rewrite(&onnx)?;
+        tracing::debug!(products, "model matrix products run on integers");
+        onnx = rewritten;
+    }
+    let mut user_model = UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
     user_model.output_key = info.output.map(OutputKey::ByName);
     let mut options = InitOptionsUserDefined::new().with_environment(env).with_max_length(info.max_tokens);
     if let Some(t) = threads {
