@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::e2e::Relevance;
 use crate::domain::{PushOutcome, Speaker, StreamEvent, TranscriptEvent};
-use crate::engine::{Effect, Engine, Mode, Msg, Policy, SearchTiming};
+use crate::engine::{Effect, Engine, Mode, Msg, Policy, ScoredArticle, SearchTiming};
 use crate::kb::need::NeedClassifier;
 use crate::kb::need::verdict::{NeedJob, judge};
 use crate::kb::{FastEmbedder, ModelSpec, Retriever};
@@ -201,14 +201,12 @@ pub fn run_with(
         .filter(|v| v["event"] == "search" && v["stale"] == false)
         .filter_map(|v| {
             let call = v["conversation_id"].as_str()?.to_string();
-            let ranked = |r: &serde_json::Value| {
-                Some((r["score"].as_f64()? + r["context"].as_f64().unwrap_or(0.0)) as f32)
-            };
-            let top = &v["results"][0];
-            let article = top["article_id"].as_str()?.to_string();
-            let relevant = expected.get(&call).is_some_and(|w| w.contains(&article));
-            let score = ranked(top)?;
-            let runner_up = ranked(&v["results"][1]).unwrap_or(score);
+            let results: Vec<ScoredArticle> = serde_json::from_value(v["results"].clone()).ok()?;
+            let top = results.first()?;
+            let relevant = expected.get(&call).is_some_and(|w| w.contains(&top.article_id));
+            let score = top.ranked_score();
+            let runner_up = results.get(1).map_or(score, ScoredArticle::ranked_score);
+            let article = top.article_id.clone();
             Some((call, article, score, runner_up, relevant))
         })
         .collect();

@@ -61,8 +61,9 @@ impl Engine {
         {
             return;
         }
-        let best = c.matches.first().map(|h| (h.article_id.clone(), h.score));
-        let context = c.matches.first().and_then(|h| h.context).unwrap_or(0.0);
+        let top = c.matches.first();
+        let best = top.map(|h| (h.article_id.clone(), h.score));
+        let context = top.and_then(|h| h.context).unwrap_or(0.0);
         let credit = context + per_vote * c.best_votes as f32 + per_lead * c.best_lead;
         let is_best = |article: &str| best.as_ref().is_some_and(|(b, _)| b == article);
         let needed = |article: &str| if is_best(article) { auto - credit } else { auto };

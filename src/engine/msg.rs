@@ -350,3 +350,10 @@ pub struct ScoredArticle {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<f32>,
 }
+
+impl ScoredArticle {
+    /// What the engine ranked it by: its score plus the call context.
+    pub fn ranked_score(&self) -> f32 {
+        self.score + self.context.unwrap_or(0.0)
+    }
+}
