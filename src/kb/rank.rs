@@ -193,13 +193,7 @@ pub fn expand(
     weight: f32,
 ) {
     let n = neighbours.min(vectors.len());
-    if n == 0 || vectors.len() != dense.len() {
-        return;
-    }
-    let mut articles: Vec<u32> = dense[..n].iter().map(|c| c.article).collect();
-    articles.sort_unstable();
-    articles.dedup();
-    if articles.len() < n {
+    if vectors.len() != dense.len() || !expands(dense, n) {
         return;
     }
     let mut centre = vec![0.0f32; query.len()];
@@ -210,9 +204,21 @@ pub fn expand(
     }
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     let mut keyed: Vec<(f32, ChunkScore)> =
-        dense.iter().zip(vectors).map(|(c, v)| (dot(query, v) + weight * dot(&centre, v), *c)).collect();
+        dense.iter().zip(vectors).map(|(c, v)| (c.score + weight * dot(&centre, v), *c)).collect();
     keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
     *dense = keyed.into_iter().map(|(_, c)| c).collect();
+}
+
+/// Whether [`expand`] would reorder: the best `n` chunks are `n` different
+/// articles (checked before fetching any vector).
+pub fn expands(dense: &[ChunkScore], n: usize) -> bool {
+    if n == 0 || dense.len() < n {
+        return false;
+    }
+    let mut articles: Vec<u32> = dense[..n].iter().map(|c| c.article).collect();
+    articles.sort_unstable();
+    articles.dedup();
+    articles.len() == n
 }
 
 /// The query-level signals a decision score may use besides a hit's own

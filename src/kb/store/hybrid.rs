@@ -79,7 +79,9 @@ impl KnowledgeBase {
             .collect();
         // Signals come from the plain cosines, before any reordering.
         let top_chunks: Vec<f32> = dense.iter().take(SIGNAL_CHUNKS).map(|c| c.score).collect();
-        if matches!(self.fusion, rank::Fusion::Rrf { .. }) {
+        if matches!(self.fusion, rank::Fusion::Rrf { .. })
+            && rank::expands(&dense, rank::EXPANSION_NEIGHBOURS.min(dense.len()))
+        {
             let vectors = dense
                 .iter()
                 .map(|c| self.index.reconstruct(c.chunk as u64))
