@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::protocol::{self, Frame};
 use super::rest::Rest;
-use super::socket::{Reconnect, SocketConfig, SocketEnd, SocketEvent, plan_reconnect};
+use super::socket::{SocketConfig, SocketEnd, SocketEvent};
 use super::{Backoff, NetError, policy};
 use crate::domain::{ConnectionState, StreamEvent};
 
@@ -123,6 +123,10 @@ struct Slot {
     retry_at: Option<Instant>,
     /// A channel being opened to replace this one before it expires.
     successor: Option<Box<Slot>>,
+    /// When to put the topic list again after a subscription change failed
+    /// on a live socket (no reconnect would repair it), and how often it
+    /// has failed.
+    resync: Option<(Instant, u32)>,
     /// Topics go on the channel once its socket is open: events for a topic
     /// subscribed before anyone listens are lost (the simulator starts a
     /// call's clock at subscription, and a real call keeps talking).
@@ -243,8 +247,14 @@ impl Manager {
         // Channel expiry is checked once a second; reconnects when due.
         let mut next_check = Instant::now() + Duration::from_secs(1);
         loop {
-            let wake =
-                self.slots.iter().filter_map(|s| s.retry_at).chain([next_check]).min().unwrap_or(next_check);
+            let wake = self
+                .slots
+                .iter()
+                .flat_map(|s| [s.retry_at, s.resync.map(|r| r.0)])
+                .flatten()
+                .chain([next_check])
+                .min()
+                .unwrap_or(next_check);
             let result = tokio::select! {
                 () = cancel.cancelled() => return,
                 ev = rx.recv() => match ev {
@@ -338,36 +348,6 @@ impl Manager {
 
     fn is_successor(&self, slot: usize, epoch: u64) -> bool {
         self.slots.get(slot).and_then(|s| s.successor.as_ref()).is_some_and(|n| n.epoch == epoch)
-    }
-
-    async fn on_closed(&mut self, index: usize, ended: SocketEnd) -> Result<(), Fatal> {
-        self.catch_up_due = true;
-        let slot = &mut self.slots[index];
-        slot.live = false;
-        slot.socket = None;
-        let mut attempt = slot.attempt;
-        let plan = plan_reconnect(ended, &mut attempt, &self.config.backoff, self.rest.auth(), None).await;
-        self.slots[index].attempt = attempt;
-        let Reconnect { delay, reason } = plan.map_err(Fatal)?;
-        let attempt = attempt.max(1);
-        self.slots[index].retry_at = Some(Instant::now() + delay);
-        self.reconnecting(attempt, delay, reason).await;
-        Ok(())
-    }
-
-    async fn on_tick(&mut self) -> Result<(), Fatal> {
-        let now = Instant::now();
-        for i in 0..self.slots.len() {
-            if self.slots[i].retry_at.is_some_and(|t| t <= now) {
-                self.reconnect(i).await?;
-            }
-            self.maybe_rotate(i).await?;
-        }
-        if self.catch_up_retry_at.is_some_and(|t| t <= now) && self.slots.iter().all(|s| s.live) {
-            self.catch_up_retry_at = None;
-            self.catch_up().await?;
-        }
-        Ok(())
     }
 
     async fn on_frame(&mut self, slot: usize, frame: Frame) -> Result<(), Fatal> {

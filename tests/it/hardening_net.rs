@@ -8,7 +8,7 @@ use std::time::Duration;
 use agent_assist::domain::{ConnectionState, PushItem, PushRequest, StreamEvent};
 use agent_assist::net::auth::TokenSource;
 use agent_assist::net::push::{PushClient, PushConfig};
-use agent_assist::net::rest::{Rest, http_client};
+use agent_assist::net::rest::{Rest, RestRetry, http_client};
 use agent_assist::net::socket::SocketConfig;
 use agent_assist::net::stream::{StreamConfig, StreamHandle, spawn_stream};
 use agent_assist::net::tutorial::spawn_tutorial;
@@ -135,7 +135,21 @@ async fn the_simulator_refuses_lifetimes_it_cannot_write_instead_of_panicking() 
     assert!(err.to_string().contains("channel ttl"), "{err}");
 }
 
+/// REST calls retried quickly, `attempts` requests per call at most.
+fn fast_rest_retry(attempts: u32) -> RestRetry {
+    RestRetry { max_attempts: attempts, backoff: fast_backoff(), ..RestRetry::default() }
+}
+
 fn open(sim: &SimHandle, dialect: Dialect, max_topics: usize) -> (StreamHandle, mpsc::Receiver<StreamEvent>) {
+    open_with(sim, dialect, max_topics, fast_rest_retry(4))
+}
+
+fn open_with(
+    sim: &SimHandle,
+    dialect: Dialect,
+    max_topics: usize,
+    retry: RestRetry,
+) -> (StreamHandle, mpsc::Receiver<StreamEvent>) {
     let http = http_client(Duration::from_secs(5)).unwrap();
     let auth = TokenSource::new(http.clone(), endpoint(sim, dialect));
     let socket = SocketConfig {
@@ -153,7 +167,7 @@ fn open(sim: &SimHandle, dialect: Dialect, max_topics: usize) -> (StreamHandle, 
                 max_topics,
                 ..StreamConfig::default()
             };
-            spawn_stream(Rest::new(http, &sim.base_url, auth), config, tx)
+            spawn_stream(Rest::new(http, &sim.base_url, auth).with_retry(retry), config, tx)
         }
         Dialect::Tutorial => spawn_tutorial(auth, sim.base_url.clone(), socket, fast_backoff(), tx),
     };
@@ -180,6 +194,9 @@ async fn rate_limits_and_5xx_on_channels_and_subscriptions_are_retried() {
         ];
         let mut config = sim_config(calls);
         config.faults = vec![fault.parse::<Fault>().unwrap()];
+        // The simulator holds each call until its topic is subscribed: what
+        // is tested is that the retries get there, not how fast.
+        config.subscribe_grace = WAIT;
         let sim = start(config).await;
         // One topic per channel: every call needs another channel, and every
         // second channel or subscription request is refused.
@@ -195,6 +212,28 @@ async fn rate_limits_and_5xx_on_channels_and_subscriptions_are_retried() {
         handle.stop().await;
         sim.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_refused_subscription_on_a_live_channel_is_put_again() {
+    // Channel, subscription, then the call's added topic is refused (every
+    // third request), with no retry inside the REST call. The socket stays
+    // live and no other call changes the list, so only putting the list
+    // again brings the call's words.
+    let calls = vec![script("s1", &[("EXTERNAL", "one"), ("EXTERNAL", "two")], 50)];
+    let mut config = sim_config(calls);
+    config.faults = vec!["rest-503:every=3".parse::<Fault>().unwrap()];
+    config.subscribe_grace = WAIT;
+    let sim = start(config).await;
+    let (handle, mut rx) = open_with(&sim, Dialect::Notifications, 1000, fast_rest_retry(1));
+    let events = collect_until(&mut rx, WAIT, |ev| failed(ev).is_some() || finals(ev, "s1") >= 2).await;
+    assert_eq!(failed(&events), None);
+    let stats = sim.stats();
+    assert!(stats.served_500 >= 1, "the fault fired: {stats:?}");
+    // The call shared the first channel: no reconnect did the repair.
+    assert_eq!(stats.channels_created, 1, "{stats:?}");
+    handle.stop().await;
+    sim.stop().await;
 }
 
 /// Streams `dialect`, then makes every token stale and the login service

@@ -1,8 +1,9 @@
 //! The channel side of the stream manager: opening a notification channel
 //! and its socket, subscribing a new channel once its socket is open,
 //! reconnecting a dropped one (same channel if it still exists, otherwise a
-//! new one with the same topics), and make-before-break rotation before a
-//! channel expires.
+//! new one with the same topics), putting a channel's topic list again when
+//! a subscription change failed on a live socket, and make-before-break
+//! rotation before a channel expires.
 
 use std::collections::BTreeSet;
 use std::time::SystemTime;
@@ -10,7 +11,7 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use super::{Fatal, Manager, Slot, Subscribe};
-use crate::net::socket::{SocketEnd, SocketTarget, spawn_socket};
+use crate::net::socket::{Reconnect, SocketEnd, SocketTarget, plan_reconnect, spawn_socket};
 use crate::net::{Dialect, NetError, policy};
 
 impl Manager {
@@ -39,6 +40,7 @@ impl Manager {
             attempt: 0,
             retry_at: None,
             successor: None,
+            resync: None,
             subscribe_on_open: when == Subscribe::OnOpen,
         })
     }
@@ -61,6 +63,7 @@ impl Manager {
             attempt: 0,
             retry_at: None,
             successor: None,
+            resync: None,
             subscribe_on_open: true,
         }
     }
@@ -73,6 +76,41 @@ impl Manager {
         slot.retry_at = Some(Instant::now() + delay);
         let attempt = slot.attempt;
         self.reconnecting(attempt, delay, reason).await;
+    }
+
+    /// Schedules slot `i`'s whole topic list to be put again, with backoff,
+    /// after adding or dropping a topic failed while its socket stays up:
+    /// otherwise a call's transcripts would be lost until some reconnect.
+    pub(super) fn resync_later(&mut self, i: usize, error: &NetError) {
+        let slot = &mut self.slots[i];
+        let attempt = slot.resync.map_or(1, |(_, n)| n + 1);
+        let delay = policy::backoff_delay(&self.config.backoff, attempt, rand::random());
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        tracing::warn!(%error, channel_slot = i, attempt, delay_ms, "subscription change failed; will put the topic list again");
+        slot.resync = Some((Instant::now() + delay, attempt));
+    }
+
+    /// Puts slot `i`'s topic list again (see [`Self::resync_later`]).
+    pub(super) async fn resync(&mut self, i: usize) -> Result<(), Fatal> {
+        let s = &self.slots[i];
+        // A reconnect, or the subscription on open, puts the whole list anyway.
+        if !s.live || s.subscribe_on_open || s.channel.id.is_empty() {
+            self.slots[i].resync = None;
+            return Ok(());
+        }
+        let (id, list): (String, Vec<String>) = (s.channel.id.clone(), s.topics.iter().cloned().collect());
+        match self.rest.replace_topics(&id, &list).await {
+            Ok(()) => {
+                tracing::info!(channel_slot = i, topics = list.len(), "topic list put again");
+                self.slots[i].resync = None;
+                Ok(())
+            }
+            Err(e) if e.is_permanent() => Err(Fatal(e)),
+            Err(e) => {
+                self.resync_later(i, &e);
+                Ok(())
+            }
+        }
     }
 
     pub(super) fn target(&self, slot: &Slot, index: usize) -> SocketTarget {
@@ -158,6 +196,8 @@ impl Manager {
                     s.attempt = self.slots[i].attempt;
                     self.slots[i] = s;
                 }
+                // The whole list is on the channel again.
+                self.slots[i].resync = None;
                 self.connect(i);
                 Ok(())
             }
@@ -192,5 +232,39 @@ impl Manager {
                 Ok(())
             }
         }
+    }
+
+    pub(super) async fn on_closed(&mut self, index: usize, ended: SocketEnd) -> Result<(), Fatal> {
+        self.catch_up_due = true;
+        let slot = &mut self.slots[index];
+        slot.live = false;
+        slot.socket = None;
+        let mut attempt = slot.attempt;
+        let plan = plan_reconnect(ended, &mut attempt, &self.config.backoff, self.rest.auth(), None).await;
+        self.slots[index].attempt = attempt;
+        let Reconnect { delay, reason } = plan.map_err(Fatal)?;
+        let attempt = attempt.max(1);
+        self.slots[index].retry_at = Some(Instant::now() + delay);
+        self.reconnecting(attempt, delay, reason).await;
+        Ok(())
+    }
+
+    /// Reconnects, resubscribes and rotates whatever is due.
+    pub(super) async fn on_tick(&mut self) -> Result<(), Fatal> {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            if self.slots[i].retry_at.is_some_and(|t| t <= now) {
+                self.reconnect(i).await?;
+            }
+            if self.slots[i].resync.is_some_and(|(t, _)| t <= now) {
+                self.resync(i).await?;
+            }
+            self.maybe_rotate(i).await?;
+        }
+        if self.catch_up_retry_at.is_some_and(|t| t <= now) && self.slots.iter().all(|s| s.live) {
+            self.catch_up_retry_at = None;
+            self.catch_up().await?;
+        }
+        Ok(())
     }
 }

@@ -143,12 +143,13 @@ impl Manager {
             }
             Some(i) => {
                 let channel = self.slots[i].channel.id.clone();
-                match self.rest.add_topics(&channel, &topics).await {
+                let result = self.rest.add_topics(&channel, &topics).await;
+                self.slots[i].topics.extend(topics);
+                match result {
                     Ok(()) => {}
                     Err(e) if e.is_permanent() => return Err(Fatal(e)),
-                    Err(e) => tracing::warn!(error = %e, id, "subscribe failed; restored on reconnect"),
+                    Err(e) => self.resync_later(i, &e),
                 }
-                self.slots[i].topics.extend(topics);
                 i
             }
             None => match self.open_slot(topics.iter().cloned().collect(), Subscribe::OnOpen).await {
@@ -207,7 +208,9 @@ impl Manager {
             match self.rest.replace_topics(&channel, &list).await {
                 Ok(()) => {}
                 Err(e) if e.is_permanent() => return Err(Fatal(e)),
-                Err(e) => tracing::warn!(error = %e, id, "unsubscribe failed"),
+                // The ended call's late events are ignored meanwhile; the
+                // channel's topic count is what the retry restores.
+                Err(e) => self.resync_later(conv.slot, &e),
             }
         }
         self.emit(StreamEvent::ConversationEnded { conversation_id: id.to_string() }).await;
