@@ -153,6 +153,15 @@ impl SimHandle {
         self.shared.token_failure.store(status.unwrap_or(0), std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Makes subscription requests that name a call's transcription topic
+    /// answer `status` until called with `None` (the discovery topics still
+    /// subscribe), as a rate limit or outage on topic subscriptions would.
+    pub fn fail_transcript_subscriptions(&self, status: Option<u16>) {
+        self.shared
+            .transcript_subscription_failure
+            .store(status.unwrap_or(0), std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Every access token issued so far (for tests that check none leaks).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.shared.lock().issued.clone()

@@ -220,6 +220,11 @@ pub async fn subscriptions(
     if let Some(bad) = requested.iter().find(|t| !valid_topic(t)) {
         return error(StatusCode::BAD_REQUEST, "invalid.value", &format!("Invalid topic: {bad}"));
     }
+    let refuse = sim.transcript_subscription_failure.load(std::sync::atomic::Ordering::SeqCst);
+    if refuse != 0 && requested.iter().any(|t| t.ends_with(".transcription")) {
+        let status = StatusCode::from_u16(refuse).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return error(status, "service.unavailable", "topic subscriptions are unavailable");
+    }
     let response = {
         let mut inner = sim.lock();
         let Some(ch) = inner.channels.get_mut(&id).filter(|c| c.expires > SystemTime::now()) else {

@@ -200,6 +200,9 @@ pub struct Shared {
     pub outage: AtomicBool,
     /// While non-zero, the token endpoint answers with this status.
     pub token_failure: std::sync::atomic::AtomicU16,
+    /// While non-zero, subscription requests naming a call's transcription
+    /// topic answer with this status.
+    pub transcript_subscription_failure: std::sync::atomic::AtomicU16,
     /// The Knowledge API's knowledge bases and documents.
     pub knowledge: Mutex<super::knowledge::Knowledge>,
     next_conn: AtomicU64,
@@ -221,6 +224,7 @@ impl Shared {
             changed: Notify::new(),
             outage: AtomicBool::new(false),
             token_failure: std::sync::atomic::AtomicU16::new(0),
+            transcript_subscription_failure: std::sync::atomic::AtomicU16::new(0),
             knowledge: Mutex::new(super::knowledge::Knowledge::default()),
             next_conn: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),

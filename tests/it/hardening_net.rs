@@ -236,6 +236,32 @@ async fn a_refused_subscription_on_a_live_channel_is_put_again() {
     sim.stop().await;
 }
 
+#[tokio::test]
+async fn the_operator_is_told_while_transcript_subscriptions_keep_failing_and_when_they_recover() {
+    let calls = vec![script("u1", &[("EXTERNAL", "one"), ("EXTERNAL", "two")], 50)];
+    let mut config = sim_config(calls);
+    config.subscribe_grace = WAIT;
+    let sim = start(config).await;
+    sim.fail_transcript_subscriptions(Some(503));
+    let (handle, mut rx) = open_with(&sim, Dialect::Notifications, 1000, fast_rest_retry(1));
+    let warned = |ev: &[StreamEvent], what: &str| {
+        ev.iter().any(|e| matches!(e, StreamEvent::Warning { message } if message.contains(what)))
+    };
+    let events = collect_until(&mut rx, WAIT, |ev| failed(ev).is_some() || warned(ev, "not arriving")).await;
+    assert_eq!(failed(&events), None);
+    assert_eq!(finals(&events, "u1"), 0, "nothing is heard while refused");
+    sim.fail_transcript_subscriptions(None);
+    let events = collect_until(&mut rx, WAIT, |ev| {
+        failed(ev).is_some() || (finals(ev, "u1") >= 2 && warned(ev, "subscribed again"))
+    })
+    .await;
+    assert_eq!(failed(&events), None);
+    assert!(sim.subscribed("v2.conversations.u1.transcription"));
+    assert_eq!(sim.stats().channels_created, 1, "repaired without a new channel");
+    handle.stop().await;
+    sim.stop().await;
+}
+
 /// Streams `dialect`, then makes every token stale and the login service
 /// answer `status`, and drops the sockets. Returns the events up to the
 /// first `Failed`, or up to `Live` again once the login service recovers.

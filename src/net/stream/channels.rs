@@ -11,8 +11,13 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use super::{Fatal, Manager, Slot, Subscribe};
+use crate::domain::StreamEvent;
 use crate::net::socket::{Reconnect, SocketEnd, SocketTarget, plan_reconnect, spawn_socket};
 use crate::net::{Dialect, NetError, policy};
+
+/// Failed attempts in a row at putting a channel's topic list before the
+/// operator is told.
+const RESYNC_WARN_AFTER: u32 = 3;
 
 impl Manager {
     /// Creates a channel for `topics`, subscribing them now or, with
@@ -81,13 +86,22 @@ impl Manager {
     /// Schedules slot `i`'s whole topic list to be put again, with backoff,
     /// after adding or dropping a topic failed while its socket stays up:
     /// otherwise a call's transcripts would be lost until some reconnect.
-    pub(super) fn resync_later(&mut self, i: usize, error: &NetError) {
+    /// The operator is told once it has failed [`RESYNC_WARN_AFTER`] times
+    /// in a row, since the calls on that channel are then going unheard.
+    pub(super) async fn resync_later(&mut self, i: usize, error: &NetError) {
         let slot = &mut self.slots[i];
         let attempt = slot.resync.map_or(1, |(_, n)| n + 1);
         let delay = policy::backoff_delay(&self.config.backoff, attempt, rand::random());
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         tracing::warn!(%error, channel_slot = i, attempt, delay_ms, "subscription change failed; will put the topic list again");
         slot.resync = Some((Instant::now() + delay, attempt));
+        if attempt == RESYNC_WARN_AFTER {
+            let message = format!(
+                "subscribing calls' transcripts failed {attempt} times ({error}); their words are not \
+                 arriving yet; still retrying"
+            );
+            self.emit(StreamEvent::Warning { message }).await;
+        }
     }
 
     /// Puts slot `i`'s topic list again (see [`Self::resync_later`]).
@@ -102,12 +116,16 @@ impl Manager {
         match self.rest.replace_topics(&id, &list).await {
             Ok(()) => {
                 tracing::info!(channel_slot = i, topics = list.len(), "topic list put again");
-                self.slots[i].resync = None;
+                let failed = self.slots[i].resync.take().map_or(0, |(_, n)| n);
+                if failed >= RESYNC_WARN_AFTER {
+                    let message = "calls' transcripts are subscribed again".to_string();
+                    self.emit(StreamEvent::Warning { message }).await;
+                }
                 Ok(())
             }
             Err(e) if e.is_permanent() => Err(Fatal(e)),
             Err(e) => {
-                self.resync_later(i, &e);
+                self.resync_later(i, &e).await;
                 Ok(())
             }
         }

@@ -148,7 +148,7 @@ impl Manager {
                 match result {
                     Ok(()) => {}
                     Err(e) if e.is_permanent() => return Err(Fatal(e)),
-                    Err(e) => self.resync_later(i, &e),
+                    Err(e) => self.resync_later(i, &e).await,
                 }
                 i
             }
@@ -210,7 +210,7 @@ impl Manager {
                 Err(e) if e.is_permanent() => return Err(Fatal(e)),
                 // The ended call's late events are ignored meanwhile; the
                 // channel's topic count is what the retry restores.
-                Err(e) => self.resync_later(conv.slot, &e),
+                Err(e) => self.resync_later(conv.slot, &e).await,
             }
         }
         self.emit(StreamEvent::ConversationEnded { conversation_id: id.to_string() }).await;
