@@ -13,7 +13,7 @@ use agent_assist::net::socket::SocketConfig;
 use agent_assist::net::stream::{StreamConfig, StreamHandle, spawn_stream};
 use agent_assist::net::tutorial::spawn_tutorial;
 use agent_assist::net::{Backoff, Dialect, Endpoint, Secret};
-use agent_assist::sim::{Fault, SimHandle};
+use agent_assist::sim::{Fault, Script, SimHandle};
 use tokio::sync::mpsc;
 
 use crate::support::net::{collect_until, endpoint, script, sim_config, start};
@@ -135,6 +135,16 @@ async fn the_simulator_refuses_lifetimes_it_cannot_write_instead_of_panicking() 
     assert!(err.to_string().contains("channel ttl"), "{err}");
 }
 
+/// A simulator playing `calls` with `faults` that holds each call until its
+/// topic is subscribed: these tests check that retries get there, not how
+/// fast.
+async fn held_sim(calls: Vec<Script>, faults: &[&str]) -> SimHandle {
+    let mut config = sim_config(calls);
+    config.faults = faults.iter().map(|f| f.parse::<Fault>().unwrap()).collect();
+    config.subscribe_grace = WAIT;
+    start(config).await
+}
+
 /// REST calls retried quickly, `attempts` requests per call at most.
 fn fast_rest_retry(attempts: u32) -> RestRetry {
     RestRetry { max_attempts: attempts, backoff: fast_backoff(), ..RestRetry::default() }
@@ -192,12 +202,7 @@ async fn rate_limits_and_5xx_on_channels_and_subscriptions_are_retried() {
             script("r1", &[("EXTERNAL", "one"), ("EXTERNAL", "two")], 50),
             script("r2", &[("EXTERNAL", "three"), ("EXTERNAL", "four")], 50),
         ];
-        let mut config = sim_config(calls);
-        config.faults = vec![fault.parse::<Fault>().unwrap()];
-        // The simulator holds each call until its topic is subscribed: what
-        // is tested is that the retries get there, not how fast.
-        config.subscribe_grace = WAIT;
-        let sim = start(config).await;
+        let sim = held_sim(calls, &[fault]).await;
         // One topic per channel: every call needs another channel, and every
         // second channel or subscription request is refused.
         let (handle, mut rx) = open(&sim, Dialect::Notifications, 1);
@@ -221,10 +226,7 @@ async fn a_refused_subscription_on_a_live_channel_is_put_again() {
     // live and no other call changes the list, so only putting the list
     // again brings the call's words.
     let calls = vec![script("s1", &[("EXTERNAL", "one"), ("EXTERNAL", "two")], 50)];
-    let mut config = sim_config(calls);
-    config.faults = vec!["rest-503:every=3".parse::<Fault>().unwrap()];
-    config.subscribe_grace = WAIT;
-    let sim = start(config).await;
+    let sim = held_sim(calls, &["rest-503:every=3"]).await;
     let (handle, mut rx) = open_with(&sim, Dialect::Notifications, 1000, fast_rest_retry(1));
     let events = collect_until(&mut rx, WAIT, |ev| failed(ev).is_some() || finals(ev, "s1") >= 2).await;
     assert_eq!(failed(&events), None);
@@ -239,9 +241,7 @@ async fn a_refused_subscription_on_a_live_channel_is_put_again() {
 #[tokio::test]
 async fn the_operator_is_told_while_transcript_subscriptions_keep_failing_and_when_they_recover() {
     let calls = vec![script("u1", &[("EXTERNAL", "one"), ("EXTERNAL", "two")], 50)];
-    let mut config = sim_config(calls);
-    config.subscribe_grace = WAIT;
-    let sim = start(config).await;
+    let sim = held_sim(calls, &[]).await;
     sim.fail_transcript_subscriptions(Some(503));
     let (handle, mut rx) = open_with(&sim, Dialect::Notifications, 1000, fast_rest_retry(1));
     let warned = |ev: &[StreamEvent], what: &str| {
