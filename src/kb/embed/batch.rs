@@ -6,6 +6,12 @@
 //! pieces): a fixed count wastes work on padding when lengths vary and
 //! leaves short texts with a per-call overhead that a bigger batch would
 //! amortise. Measured in BENCHMARKS.md ("Knowledge base: build…").
+//!
+//! The live worker embeds a call's short new utterance (for its need
+//! verdict) beside the call's long search window in one call; padded
+//! together the utterance costs as much as the window. So a batch is also
+//! cut where joining the next text would make it mostly padding
+//! ([`MAX_PADDED_OVER_REAL`]).
 
 use std::ops::Range;
 
@@ -35,6 +41,11 @@ impl Default for Batching {
 pub const DEFAULT_BUDGET: usize = 512;
 /// Cap on texts per call: beyond it, one-word texts gain nothing more.
 pub const DEFAULT_MAX_TEXTS: usize = 128;
+/// A batch is cut before a text that would make its padded word pieces more
+/// than this many times its real ones. Sorted texts of similar length stay
+/// together (a build's batches are far below it); a short utterance and a
+/// long window go in separate calls.
+pub const MAX_PADDED_OVER_REAL: f64 = 1.5;
 /// `[CLS]` and `[SEP]`, which the model sees around every text.
 const SPECIAL_TOKENS: usize = 2;
 
@@ -50,14 +61,18 @@ pub fn plan(lengths: &[usize], batching: Batching) -> Vec<Range<usize>> {
             Batching::Tokens { budget, max_texts } => {
                 let mut end = start + 1;
                 let mut longest = lengths[start];
+                let mut real = lengths[start] + SPECIAL_TOKENS;
                 while end < lengths.len() && end - start < max_texts.max(1) {
                     // The batch pads to its longest text (the last one when
                     // sorted; tracked anyway so unsorted input stays in budget).
                     let with = longest.max(lengths[end]);
-                    if (end + 1 - start) * (with + SPECIAL_TOKENS) > budget {
+                    let padded = (end + 1 - start) * (with + SPECIAL_TOKENS);
+                    let real_with = real + lengths[end] + SPECIAL_TOKENS;
+                    if padded > budget || padded as f64 > real_with as f64 * MAX_PADDED_OVER_REAL {
                         break;
                     }
                     longest = with;
+                    real = real_with;
                     end += 1;
                 }
                 end
@@ -106,6 +121,26 @@ mod tests {
         for range in &r {
             let longest = lengths[range.end - 1] + 2;
             assert!(range.len() == 1 || range.len() * longest <= 2048, "{range:?} over budget");
+        }
+    }
+
+    #[test]
+    fn a_short_utterance_is_not_padded_to_a_long_window() {
+        let b = Batching::default();
+        // The live worker's usual pair: a new utterance and the window holding it.
+        assert_eq!(plan(&[18, 150], b), vec![0..1, 1..2]);
+        // Windows of several calls, alike in length, still share a call.
+        assert_eq!(plan(&[90, 100, 110], b), vec![0..3]);
+        // Sorted short records: the spread within a batch stays small.
+        let records: Vec<usize> = (0..400).map(|i| 6 + i / 20).collect();
+        let r = plan(&records, b);
+        assert!(covers(&r, records.len()));
+        for (i, range) in r.iter().enumerate() {
+            let padded = range.len() * (records[range.end - 1] + 2);
+            let real: usize = records[range.clone()].iter().map(|l| l + 2).sum();
+            assert!(padded as f64 <= real as f64 * MAX_PADDED_OVER_REAL, "{range:?}");
+            let remainder = i + 1 == r.len();
+            assert!(remainder || range.len() >= 16, "{range:?}: short records still go in big batches");
         }
     }
 
