@@ -223,7 +223,10 @@ pub async fn subscriptions(
     let refuse = sim.transcript_subscription_failure.load(std::sync::atomic::Ordering::SeqCst);
     if refuse != 0 && requested.iter().any(|t| t.ends_with(".transcription")) {
         let status = StatusCode::from_u16(refuse).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return error(status, "service.unavailable", "topic subscriptions are unavailable");
+        // The error code matches the status, as Genesys Cloud's bodies do.
+        let code =
+            if status == StatusCode::TOO_MANY_REQUESTS { "too.many.requests" } else { "service.unavailable" };
+        return error(status, code, "topic subscriptions are unavailable");
     }
     let response = {
         let mut inner = sim.lock();
