@@ -258,19 +258,23 @@ impl Engine {
                 if t.is_final {
                     self.metrics.utterances += 1;
                 }
-                if let Some(text) = c.needs_judging(&t.utterance_id, policy) {
-                    fx.push(Effect::JudgeNeed {
-                        conversation_id: t.conversation_id.clone(),
-                        utterance_id: t.utterance_id.clone(),
-                        text,
-                    });
-                }
+                let judge = c.needs_judging(&t.utterance_id, policy);
                 if c.refresh_window(policy)
                     && c.effective_mode(policy.mode) != Mode::Off
                     && !c.paused
                     && !paused_all
                 {
                     schedule_search(c, policy.debounce, now);
+                }
+                if let Some(text) = judge {
+                    // Judged as read at the end of the window that holds it
+                    // (the search's own text, so one model run serves both).
+                    fx.push(Effect::JudgeNeed {
+                        conversation_id: t.conversation_id.clone(),
+                        utterance_id: t.utterance_id.clone(),
+                        text,
+                        context: c.window_text.clone(),
+                    });
                 }
                 fx.push(Effect::Record(Record::Transcript {
                     conversation_id: t.conversation_id,

@@ -34,7 +34,7 @@ pub mod worker;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use embed::{Batching, FastEmbedder, ModelSpec};
+pub use embed::{Batching, FastEmbedder, ModelSpec, Read};
 pub use index::{HnswParams, IndexKind};
 pub use store::{BuildOutcome, BuildReport, KbOptions, KnowledgeBase, Retriever};
 
@@ -110,6 +110,15 @@ pub trait Embedder: Send {
     fn count_tokens(&self, text: &str) -> usize;
     /// One text, as the live path does: no batching overhead.
     fn embed_one(&mut self, text: &str) -> Result<Vec<f32>, KbError>;
+    /// A few texts as the live worker embeds them, each also read in
+    /// parts: `parts[i]` holds byte ranges of `texts[i]`, and each [`Read`]
+    /// carries the vector of each part as the model read it inside the
+    /// whole text, from the same run.
+    fn read_parts(
+        &mut self,
+        texts: &[String],
+        parts: &[Vec<std::ops::Range<usize>>],
+    ) -> Result<Vec<Read>, KbError>;
     /// Many texts, as index builds do; returns `texts.len() * dimension`
     /// floats in input order and reports how many are done as it goes.
     fn embed_many(&mut self, texts: &[String], progress: &mut dyn FnMut(usize)) -> Result<Vec<f32>, KbError>;

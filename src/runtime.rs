@@ -31,6 +31,7 @@ use crate::delivery::Delivery;
 use crate::domain::StreamEvent;
 use crate::engine::{Effect, Engine, Msg, Summary};
 use crate::kb::KbError;
+use crate::kb::need::verdict::NeedJob;
 use crate::kb::store::StoredArticle;
 use crate::kb::worker::{KbHandle, SearchJob};
 use crate::ledger::{LedgerError, LedgerHandle};
@@ -163,8 +164,8 @@ impl Runtime {
 
     fn run(&mut self, effect: Effect) {
         match effect {
-            Effect::JudgeNeed { conversation_id, utterance_id, text } => {
-                self.judge_need(conversation_id, utterance_id, text);
+            Effect::JudgeNeed { conversation_id, utterance_id, text, context } => {
+                self.judge_need(NeedJob { conversation_id, utterance_id, text, context });
             }
             Effect::Search { request, conversation_id, query, k } => {
                 if !self.kb.submit(SearchJob { request, conversation_id, query, k }) {

@@ -259,12 +259,17 @@ fn settle(
     let mut queue: VecDeque<Effect> = std::mem::take(fx).into();
     while let Some(e) = queue.pop_front() {
         let answer = match e {
-            Effect::JudgeNeed { conversation_id, utterance_id, text } => {
+            Effect::JudgeNeed { conversation_id, utterance_id, text, context } => {
                 let need = classifier.as_ref().is_none_or(|c| {
                     judge(
                         judge_embedder,
                         c,
-                        NeedJob { conversation_id: String::new(), utterance_id: String::new(), text },
+                        NeedJob {
+                            conversation_id: String::new(),
+                            utterance_id: String::new(),
+                            text,
+                            context,
+                        },
                     )
                     .need
                 });

@@ -175,6 +175,8 @@ pub enum Effect {
         conversation_id: String,
         utterance_id: String,
         text: String,
+        /// The query window holding it at its end, which it is read in.
+        context: String,
     },
     Search {
         request: RequestId,

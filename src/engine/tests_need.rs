@@ -144,3 +144,25 @@ fn with_detection_off_every_utterance_searches_at_once() {
     assert!(judge_requests(&fx).is_empty());
     assert_eq!(search_queries(&fx), vec!["3 3 7 1 0 5"]);
 }
+
+#[test]
+fn an_utterance_is_judged_as_read_at_the_end_of_its_window() {
+    let base = Instant::now();
+    let mut e = engine();
+    let contexts = |fx: &[Effect]| -> Vec<(String, String)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::JudgeNeed { text, context, .. } => Some((text.clone(), context.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let fx = e.handle(said("u1", "my camera is offline", true), at(base, 0));
+    assert_eq!(contexts(&fx), vec![("my camera is offline".into(), "my camera is offline".into())]);
+    e.handle(judged("u1", true), at(base, 5));
+    let fx = e.handle(said("u2", "thanks so much", true), at(base, 10));
+    let window = "my camera is offline thanks so much";
+    assert_eq!(contexts(&fx), vec![("thanks so much".into(), window.into())]);
+    // The context is the search's own text: one model run serves both.
+    assert_eq!(search_queries(&fx), vec![window]);
+}

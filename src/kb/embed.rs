@@ -11,7 +11,9 @@ pub mod cache;
 pub mod integer;
 pub mod models;
 mod parallel;
+pub mod parts;
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -21,6 +23,7 @@ use fastembed::{
 use sha2::{Digest, Sha256};
 
 pub use self::batch::Batching;
+pub use self::parts::Read;
 use super::{Embedder, KbError};
 use crate::paths::AppPaths;
 
@@ -218,6 +221,50 @@ impl Embedder for FastEmbedder {
         let mut v = out.pop().ok_or_else(|| KbError::Embed("model returned no vector".into()))?;
         normalize(&mut v);
         Ok(v)
+    }
+
+    fn read_parts(&mut self, texts: &[String], parts: &[Vec<Range<usize>>]) -> Result<Vec<Read>, KbError> {
+        let info = self.spec.info();
+        let layouts: Vec<parts::Layout> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let asked = parts.get(i).map_or(&[][..], Vec::as_slice);
+                match self.counter.encode(text.as_str(), true) {
+                    Ok(e) => {
+                        parts::layout(e.get_offsets(), e.get_special_tokens_mask(), asked, info.max_tokens)
+                    }
+                    // Not read: the model's own tokenizer reports the error below.
+                    Err(_) => parts::Layout { tokens: 0, spans: vec![None; asked.len()] },
+                }
+            })
+            .collect();
+        // As for index builds: sorted by length and cut where padding
+        // would dominate, so a short utterance is not padded to a window.
+        let lengths: Vec<usize> =
+            layouts.iter().map(|l| l.tokens.saturating_sub(2).min(info.max_tokens - 2)).collect();
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| lengths[i]);
+        let sorted: Vec<usize> = order.iter().map(|&i| lengths[i]).collect();
+        let mut out: Vec<Option<Read>> = vec![None; texts.len()];
+        for range in batch::plan(&sorted, self.batching) {
+            let members = &order[range];
+            let batch_texts: Vec<&str> = members.iter().map(|&i| texts[i].as_str()).collect();
+            let batch_layouts: Vec<parts::Layout> = members.iter().map(|&i| layouts[i].clone()).collect();
+            let reads = parts::run_batch(&mut self.model, info.output, &batch_texts, &batch_layouts)?;
+            for (&i, read) in members.iter().zip(reads) {
+                if read.vector.len() != self.dimension {
+                    return Err(KbError::DimensionMismatch {
+                        model: read.vector.len(),
+                        index: self.dimension,
+                    });
+                }
+                out[i] = Some(read);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.ok_or_else(|| KbError::Embed("model returned too few vectors".into())))
+            .collect()
     }
 
     fn embed_many(&mut self, texts: &[String], progress: &mut dyn FnMut(usize)) -> Result<Vec<f32>, KbError> {

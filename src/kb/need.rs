@@ -2,20 +2,19 @@
 //! base could answer, or is small talk, a greeting, a yes or a thank-you, a
 //! name spelled out or a number read out — which should start no search.
 //!
-//! The decision is a logistic regression over the sentence embedding the
-//! KB already computes (the same model, so no second model is loaded for
-//! it), fitted on labelled utterances ([`data`]) by `agent-assist kb need`
-//! and shipped for the default model in `assets/need-classifier.json`. The
-//! threshold is chosen on a validation slice of the training data so that
-//! almost every utterance with a need still searches (missing a need costs
-//! a suggestion; a needless search costs a few milliseconds), and the
+//! The decision is a small network ([`mlp`]) over the utterance as the KB's
+//! own embedding model reads it at the end of its call's search window, and
+//! the speech before it in that window ([`parts`], [`features`]): the window
+//! is embedded for the search anyway, so a verdict costs no model run of its
+//! own. It is fitted on labelled utterances ([`data`]) by `agent-assist kb
+//! need` and shipped for the default model in `assets/need-classifier.json`.
+//! The threshold is chosen on a validation slice of the training data so
+//! that almost every utterance with a need still searches (missing a need
+//! costs a suggestion; a needless search costs a few milliseconds), and the
 //! held-out figures are stored beside the weights.
-//!
-//! Logistic regression is written here (about forty lines of gradient
-//! descent) rather than taken from `linfa`, which would bring `ndarray` and
-//! a BLAS choice for one dot product per utterance.
 
 pub mod data;
+pub mod mlp;
 pub mod verdict;
 
 use std::path::Path;
@@ -33,6 +32,10 @@ pub struct NeedClassifier {
     /// Fingerprint of the embedding model: weights for another model's
     /// vectors mean nothing, so a mismatch disables detection.
     pub model_hash: String,
+    /// The hidden layer ([`mlp`]); empty for a logistic model over the
+    /// features.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<mlp::Unit>,
     pub weights: Vec<f32>,
     pub bias: f32,
     /// Probability of a need below which an utterance is judged needless.
@@ -61,8 +64,7 @@ pub struct NeedScores {
 impl NeedClassifier {
     /// Probability that the utterance with this (unit) embedding carries a need.
     pub fn probability(&self, v: &[f32]) -> f32 {
-        let z: f32 = self.weights.iter().zip(v).map(|(w, x)| w * x).sum::<f32>() + self.bias;
-        sigmoid(z)
+        sigmoid(mlp::logit(&self.hidden, &self.weights, self.bias, v))
     }
 
     pub fn carries_need(&self, v: &[f32]) -> bool {
@@ -82,7 +84,8 @@ impl NeedClassifier {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), KbError> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| KbError::Embed(e.to_string()))?;
+        // Compact: the hidden layer holds tens of thousands of weights.
+        let text = serde_json::to_string(self).map_err(|e| KbError::Embed(e.to_string()))?;
         std::fs::write(path, text + "\n").map_err(|source| KbError::Io { path: path.into(), source })
     }
 
@@ -109,45 +112,30 @@ impl NeedClassifier {
     }
 }
 
-fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
+/// The parts of a window the classifier reads for an utterance starting at
+/// byte `at` of `text`: the utterance, then what came before it (empty
+/// when it is alone).
+pub fn parts(text: &str, at: usize) -> Vec<std::ops::Range<usize>> {
+    vec![at..text.len(), 0..at]
 }
 
-/// Fits weights and bias by full-batch gradient descent (Adam) on the
-/// class-balanced, L2-regularised log-loss: both classes weigh the same
-/// whatever their counts, so the threshold, not the class mix, sets the
-/// trade-off.
-pub fn fit(examples: &[(Vec<f32>, bool)], epochs: usize, l2: f32) -> (Vec<f32>, f32) {
-    let dim = examples.first().map_or(0, |(v, _)| v.len());
-    let positives = examples.iter().filter(|(_, y)| *y).count().max(1) as f32;
-    let negatives = examples.iter().filter(|(_, y)| !*y).count().max(1) as f32;
-    let (wp, wn) = (0.5 / positives, 0.5 / negatives);
-    let mut w = vec![0f32; dim + 1]; // last entry: bias
-    let (mut m, mut s) = (vec![0f32; dim + 1], vec![0f32; dim + 1]);
-    let (lr, b1, b2) = (0.05f32, 0.9f32, 0.999f32);
-    for t in 1..=epochs {
-        let mut grad = vec![0f32; dim + 1];
-        for (v, y) in examples {
-            let z: f32 = w[..dim].iter().zip(v).map(|(a, b)| a * b).sum::<f32>() + w[dim];
-            let (target, weight) = if *y { (1.0, wp) } else { (0.0, wn) };
-            let e = (sigmoid(z) - target) * weight;
-            for (g, x) in grad.iter_mut().zip(v) {
-                *g += e * x;
-            }
-            grad[dim] += e;
-        }
-        for (g, wi) in grad[..dim].iter_mut().zip(&w[..dim]) {
-            *g += l2 * wi;
-        }
-        let (c1, c2) = (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32));
-        for i in 0..=dim {
-            m[i] = b1 * m[i] + (1.0 - b1) * grad[i];
-            s[i] = b2 * s[i] + (1.0 - b2) * grad[i] * grad[i];
-            w[i] -= lr * (m[i] / c1) / ((s[i] / c2).sqrt() + 1e-8);
-        }
+/// What the classifier weighs, from the [`parts`] as read: the utterance's
+/// vector and the vector of the speech before it (zeros when alone), side by
+/// side. Reading the utterance inside its window colours it with what came
+/// before; seeing that context too lets the weights take the colour back
+/// out. `None` when the utterance was not read.
+pub fn features(read: &[Option<Vec<f32>>]) -> Option<Vec<f32>> {
+    let utterance = read.first()?.as_ref()?;
+    let mut out = utterance.clone();
+    match read.get(1).and_then(Option::as_ref) {
+        Some(before) if before.len() == utterance.len() => out.extend_from_slice(before),
+        _ => out.resize(utterance.len() * 2, 0.0),
     }
-    let bias = w.pop().unwrap_or(0.0);
-    (w, bias)
+    Some(out)
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
 }
 
 /// The highest threshold at which at least `recall` of the utterances with
@@ -179,11 +167,13 @@ mod tests {
     #[test]
     fn a_separable_set_is_learned_and_scored() {
         let ex = toy();
-        let (weights, bias) = fit(&ex, 300, 1e-4);
+        let t = mlp::Training { units: 4, epochs: 300, l2: 1e-4, learning_rate: 0.01, seed: 3 };
+        let fitted = mlp::fit(&ex, t);
         let mut c = NeedClassifier {
             model_hash: "m".into(),
-            weights,
-            bias,
+            hidden: fitted.hidden,
+            weights: fitted.weights,
+            bias: fitted.bias,
             threshold: 0.5,
             trained_on: "toy".into(),
             heldout: vec![],

@@ -9,25 +9,33 @@
 //! never does); the worker knows nothing of the engine's messages.
 //!
 //! Need verdicts ([`NeedJob`]) come on the same queue. They are never
-//! dropped, are embedded in the same model run as the searches drained with
-//! them (a text asked for twice is embedded once), and are answered before
-//! those searches: the engine has every verdict on an utterance before it
-//! sees a search whose window holds it.
+//! dropped, and are answered before the searches drained with them: the
+//! engine has every verdict on an utterance before it sees a search whose
+//! window holds it. An utterance is read at the end of its window, so the
+//! verdict and that window's search share one model run: in the same batch
+//! when the search is queued with it (no debounce), or, when the search
+//! comes after a debounce, through the window's vector kept from the
+//! verdict's run ([`texts::Recent`]). Each distinct text of a batch runs
+//! once whatever asks for it.
 //!
 //! A live reload hands it a whole new index ([`Swap`]) on the same queue as
 //! the searches: it is installed between two batches, so every search is
 //! answered by one complete index, old or new, and none waits for a build.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::calibration::Calibration;
-use super::need::NeedClassifier;
 use super::need::verdict::{NeedAnswer, NeedJob, verdict};
+use super::need::{self, NeedClassifier};
 use super::store::{KnowledgeBase, Retriever};
 use super::{Hit, KbError};
+use texts::{Recent, Source, Texts, recent};
+
+mod texts;
 
 /// One search to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +57,9 @@ pub struct SearchAnswer {
     /// When the batch holding this search started and finished.
     pub started: Instant,
     pub finished: Instant,
+    /// Its window's vector came from an earlier model run (a verdict on the
+    /// window's newest utterance, given inside the debounce).
+    pub from_recent: bool,
 }
 
 /// What the worker answers, in the order it answers.
@@ -129,6 +140,7 @@ pub fn spawn_worker(mut retriever: Retriever, need: Option<NeedClassifier>, mut 
     let thread = std::thread::Builder::new()
         .name("kb-worker".into())
         .spawn(move || {
+            let mut recent = recent();
             while let Ok(first) = rx.recv() {
                 let mut batch = Batch::default();
                 batch.drain(first, &rx);
@@ -143,7 +155,7 @@ pub fn spawn_worker(mut retriever: Retriever, need: Option<NeedClassifier>, mut 
                 if batch.judges.is_empty() && batch.searches.is_empty() {
                     continue;
                 }
-                for answer in batch.run(&mut retriever, need.as_ref()) {
+                for answer in batch.run(&mut retriever, need.as_ref(), &mut recent) {
                     if !out(answer) {
                         return;
                     }
@@ -189,34 +201,71 @@ impl Batch {
     /// Embeds every distinct text of the batch in one model run (under load
     /// several calls wait at once, and one batched run serves them all for
     /// much less than one run each), then answers: verdicts first.
-    fn run(self, retriever: &mut Retriever, need: Option<&NeedClassifier>) -> Vec<Answer> {
+    ///
+    /// An utterance is judged from its window's run ([`NeedJob::reading`]),
+    /// which is also the search's text when both are queued together (no
+    /// debounce). With a debounce the verdict comes first and the search
+    /// later on the same window: its vector is then taken from `recent`.
+    fn run(
+        self,
+        retriever: &mut Retriever,
+        need: Option<&NeedClassifier>,
+        recent: &mut Recent,
+    ) -> Vec<Answer> {
         let started = Instant::now();
-        let mut texts: Vec<String> = Vec::new();
-        let mut slot: HashMap<String, usize> = HashMap::new();
-        let mut place = |text: &str| -> Option<usize> {
-            let text = text.trim();
-            if text.is_empty() {
-                return None;
+        let mut texts = Texts::default();
+        let judge_at: Vec<Option<(usize, usize)>> = self
+            .judges
+            .iter()
+            .map(|j| {
+                need?;
+                let (text, at) = j.reading();
+                texts.place(text, Some(at))
+            })
+            .map(|placed| placed.and_then(|(slot, k)| Some((slot, k?))))
+            .collect();
+        let search_at: Vec<Source> = self
+            .searches
+            .iter()
+            .map(|s| {
+                let q = s.query.trim();
+                match (texts.slot(q), recent.get(q)) {
+                    (None, Some(v)) => Source::Recent(v.clone()),
+                    _ => texts.place(q, None).map_or(Source::Empty, |(slot, _)| Source::Run(slot)),
+                }
+            })
+            .collect();
+        let reads = retriever.read_texts(&texts.texts, &texts.parts).map_err(|e| e.to_string());
+        if let Ok(reads) = &reads {
+            for (text, read) in texts.texts.iter().zip(reads) {
+                recent.put(text.clone(), read.vector.clone());
             }
-            Some(*slot.entry(text.to_string()).or_insert_with(|| {
-                texts.push(text.to_string());
-                texts.len() - 1
-            }))
-        };
-        let judge_slots: Vec<Option<usize>> =
-            self.judges.iter().map(|j| if need.is_some() { place(&j.text) } else { None }).collect();
-        let search_slots: Vec<Option<usize>> = self.searches.iter().map(|s| place(&s.query)).collect();
-        let dim = retriever.dimension().max(1);
-        let embedded = retriever.embed_texts(&texts).map_err(|e| e.to_string());
-        let vector = |i: Option<usize>| -> Result<&[f32], String> {
-            let i = i.ok_or_else(|| KbError::EmptyQuery.to_string())?;
-            let all = embedded.as_ref().map_err(Clone::clone)?;
-            all.get(i * dim..(i + 1) * dim).ok_or_else(|| "the model returned too few vectors".to_string())
-        };
+        }
+        let mut vectors: Vec<Option<Vec<f32>>> = judge_at
+            .iter()
+            .map(|at| {
+                let (slot, k) = (*at)?;
+                let read = reads.as_ref().ok()?.get(slot)?;
+                need::features(read.parts.get(k..)?)
+            })
+            .collect();
+        // A window the model cut before its end: the utterance is read alone.
+        let alone: Vec<usize> = (0..self.judges.len())
+            .filter(|&i| vectors[i].is_none() && judge_at[i].is_some() && reads.is_ok())
+            .collect();
+        if !alone.is_empty() {
+            let own: Vec<String> = alone.iter().map(|&i| self.judges[i].text.trim().to_string()).collect();
+            let parts: Vec<Vec<Range<usize>>> = own.iter().map(|t| need::parts(t, 0)).collect();
+            if let Ok(more) = retriever.read_texts(&own, &parts) {
+                for (&i, read) in alone.iter().zip(more) {
+                    vectors[i] = need::features(&read.parts);
+                }
+            }
+        }
         let mut answers = Vec::with_capacity(self.judges.len() + self.searches.len());
-        for (job, i) in self.judges.into_iter().zip(judge_slots) {
+        for (job, vector) in self.judges.into_iter().zip(vectors) {
             answers.push(Answer::Need(match need {
-                Some(c) => verdict(c, job, vector(i).ok()),
+                Some(c) => verdict(c, job, vector.as_deref()),
                 // Without a classifier every utterance carries a need.
                 None => NeedAnswer {
                     conversation_id: job.conversation_id,
@@ -226,23 +275,35 @@ impl Batch {
                 },
             }));
         }
+        let from_recent: Vec<bool> = search_at.iter().map(|s| matches!(s, Source::Recent(_))).collect();
         let results: Vec<Result<Vec<Hit>, String>> = self
             .searches
             .iter()
-            .zip(&search_slots)
-            .map(|(job, &i)| {
-                let v = vector(i)?.to_vec();
+            .zip(search_at)
+            .map(|(job, source)| {
+                let v = match source {
+                    Source::Recent(v) => v,
+                    Source::Run(slot) => match &reads {
+                        Ok(r) => r
+                            .get(slot)
+                            .map(|r| r.vector.clone())
+                            .ok_or("the model returned too few vectors")?,
+                        Err(e) => return Err(e.clone()),
+                    },
+                    Source::Empty => return Err(KbError::EmptyQuery.to_string()),
+                };
                 retriever.answer(&job.query, &v, job.k).map_err(|e| e.to_string())
             })
             .collect();
         let finished = Instant::now();
-        for (job, result) in self.searches.into_iter().zip(results) {
+        for ((job, result), from_recent) in self.searches.into_iter().zip(results).zip(from_recent) {
             answers.push(Answer::Search(SearchAnswer {
                 request: job.request,
                 conversation_id: job.conversation_id,
                 result,
                 started,
                 finished,
+                from_recent,
             }));
         }
         answers

@@ -26,8 +26,7 @@ pub(super) fn classifier(policy: &mut Policy, model_hash: &str) -> Option<NeedCl
 impl super::Runtime {
     /// Sends an utterance to be judged; if the worker is gone it carries a
     /// need (a search too many is cheaper than a suggestion missed).
-    pub(super) fn judge_need(&mut self, conversation_id: String, utterance_id: String, text: String) {
-        let job = NeedJob { conversation_id, utterance_id, text };
+    pub(super) fn judge_need(&mut self, job: NeedJob) {
         if self.kb.judge(job.clone()) {
             return;
         }

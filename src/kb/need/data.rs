@@ -11,8 +11,10 @@
 //! CLINC has no names spelled out or numbers read out, which callers do
 //! all the time to identify themselves; those are generated: words of the
 //! set's own vocabulary spelled letter by letter, and random digit strings
-//! (as digits, digit names, or an order-number shape). A fixed seed makes
-//! the set reproducible; the held-out part uses another seed.
+//! (as digits, digit names, or an order-number shape). Nor does it have a
+//! greeting and a request in one breath, which is how calls open; those are
+//! made from its own utterances ([`mix`]). A fixed seed makes the set
+//! reproducible; the held-out part uses another seed.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -52,7 +54,7 @@ pub const NEEDLESS_INTENTS: [&str; 19] = [
 pub struct Labelled {
     pub text: String,
     pub need: bool,
-    /// Where it came from ("clinc", "spelled", "digits"), for per-kind figures.
+    /// Where it came from ("clinc", "mixed", "spelled", "digits"), for per-kind figures.
     pub kind: &'static str,
 }
 
@@ -69,8 +71,9 @@ pub struct NeedData {
 }
 
 /// Reads `kb.jsonl` and `queries.jsonl` from `dir`, labels them, and adds
-/// `generated` spelled/number utterances to training (a quarter as many to
-/// the held-out part).
+/// `generated` spelled/number utterances and half as many small-talk-then-
+/// request ones ([`mix`]) to training (a quarter as many to the held-out
+/// part, each from its own part's utterances).
 pub fn from_intent_set(dir: &Path, generated: usize) -> Result<NeedData, KbError> {
     let queries = load_queries(&dir.join("queries.jsonl"))?;
     // Intent of each record: the first id of the set naming it.
@@ -121,9 +124,35 @@ pub fn from_intent_set(dir: &Path, generated: usize) -> Result<NeedData, KbError
             kind: "clinc",
         })
         .collect();
+    let mixed = (mix(&train, generated / 2, 3), mix(&heldout, generated / 8, 4));
+    train.extend(mixed.0);
+    heldout.extend(mixed.1);
     train.extend(generate(&vocabulary, generated, 1));
     heldout.extend(generate(&vocabulary, generated / 4, 2));
     Ok(NeedData { train, heldout })
+}
+
+/// `n` utterances that open with small talk and go on to ask for something
+/// ("hi" then a request), built from `items`' own needless and needful
+/// utterances: callers often greet and ask in one breath, and CLINC's
+/// utterances each carry one intent, so without these a greeting that opens
+/// a request reads as needless.
+pub fn mix(items: &[Labelled], n: usize, seed: u64) -> Vec<Labelled> {
+    let needless: Vec<&str> =
+        items.iter().filter(|l| !l.need && l.kind == "clinc").map(|l| l.text.as_str()).collect();
+    let needs: Vec<&str> =
+        items.iter().filter(|l| l.need && l.kind == "clinc").map(|l| l.text.as_str()).collect();
+    if needless.is_empty() || needs.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let (a, b) =
+                (needless[rng.random_range(0..needless.len())], needs[rng.random_range(0..needs.len())]);
+            Labelled { text: format!("{a}, {b}"), need: true, kind: "mixed" }
+        })
+        .collect()
 }
 
 const DIGIT_NAMES: [&str; 10] =
@@ -160,6 +189,41 @@ pub fn generate(vocabulary: &[String], n: usize, seed: u64) -> Vec<Labelled> {
     out
 }
 
+/// An utterance as the live path reads it: at the end of its call's search
+/// window, after `text[..at]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InContext {
+    pub text: String,
+    pub at: usize,
+    pub need: bool,
+    pub kind: &'static str,
+}
+
+/// Share of utterances put after an earlier one: the window holds the
+/// newest two customer utterances with a need (`policy.window`), so most
+/// utterances are judged with one before them; the first of a call alone.
+const WITH_CONTEXT: f64 = 0.75;
+
+/// Each utterance of `items`, after a random utterance with a need from
+/// `items` (three in four) or alone, as a window would hold it.
+pub fn in_context(items: &[Labelled], seed: u64) -> Vec<InContext> {
+    let needs: Vec<&str> =
+        items.iter().filter(|l| l.need && l.kind == "clinc").map(|l| l.text.as_str()).collect();
+    let mut rng = StdRng::seed_from_u64(seed);
+    items
+        .iter()
+        .map(|l| {
+            let before = (!needs.is_empty() && rng.random_bool(WITH_CONTEXT))
+                .then(|| needs[rng.random_range(0..needs.len())]);
+            let (text, at) = match before {
+                Some(b) => (format!("{b} {}", l.text), b.len() + 1),
+                None => (l.text.clone(), 0),
+            };
+            InContext { text, at, need: l.need, kind: l.kind }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +237,34 @@ mod tests {
         assert!(a.iter().all(|l| !l.need));
         assert_eq!(a.iter().filter(|l| l.kind == "spelled").count(), 20);
         assert!(a.iter().any(|l| l.text.contains("L-I-N-D-Q-V-I-S-T") || l.text.contains("R-O-U-T-E-R")));
+    }
+
+    #[test]
+    fn small_talk_then_a_request_carries_a_need() {
+        let items = vec![
+            Labelled { text: "hello there".into(), need: false, kind: "clinc" },
+            Labelled { text: "my card was declined".into(), need: true, kind: "clinc" },
+            Labelled { text: "3 3 7".into(), need: false, kind: "digits" },
+        ];
+        let m = mix(&items, 5, 1);
+        assert_eq!(m.len(), 5);
+        assert!(m.iter().all(|l| l.need && l.text == "hello there, my card was declined"));
+        assert!(mix(&items[..1], 5, 1).is_empty());
+    }
+
+    #[test]
+    fn in_context_utterances_end_their_window() {
+        let items: Vec<Labelled> = (0..200)
+            .map(|i| Labelled { text: format!("utterance {i}"), need: i % 3 != 0, kind: "clinc" })
+            .collect();
+        let read = in_context(&items, 3);
+        assert_eq!(read, in_context(&items, 3));
+        for (r, l) in read.iter().zip(&items) {
+            assert_eq!(&r.text[r.at..], l.text);
+            assert_eq!(r.need, l.need);
+        }
+        let with = read.iter().filter(|r| r.at > 0).count();
+        assert!((120..=180).contains(&with), "{with} of 200 after another utterance");
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! together, text in and hits out, one query or a batch, with each hit's
 //! probability from the KB's calibration when it has one.
 
+use std::ops::Range;
+
 use super::{BuildProgress, BuildReport, KbOptions, KnowledgeBase, Ranked, open};
 use crate::kb::calibration::{self, Calibration};
 use crate::kb::embed::FastEmbedder;
-use crate::kb::{Embedder, Hit, KbError};
+use crate::kb::{Embedder, Hit, KbError, Read};
 use crate::paths::AppPaths;
 
 /// The embedder and the KB together: text in, hits out.
@@ -64,6 +66,16 @@ impl Retriever {
     /// Embeds texts in one batch: `dimension` floats per text, in order.
     pub fn embed_texts(&mut self, texts: &[String]) -> Result<Vec<f32>, KbError> {
         self.embedder.embed_many(texts, &mut |_| {})
+    }
+
+    /// Embeds a few texts and reads parts of them in context
+    /// ([`Embedder::read_parts`]).
+    pub fn read_texts(
+        &mut self,
+        texts: &[String],
+        parts: &[Vec<Range<usize>>],
+    ) -> Result<Vec<Read>, KbError> {
+        self.embedder.read_parts(texts, parts)
     }
 
     /// The embedding model's output size.
