@@ -62,9 +62,9 @@ pub struct NeedScores {
 }
 
 impl NeedClassifier {
-    /// Probability that the utterance with this (unit) embedding carries a need.
+    /// Probability that the utterance read as these [`features`] carries a need.
     pub fn probability(&self, v: &[f32]) -> f32 {
-        sigmoid(mlp::logit(&self.hidden, &self.weights, self.bias, v))
+        mlp::sigmoid(mlp::logit(&self.hidden, &self.weights, self.bias, v))
     }
 
     pub fn carries_need(&self, v: &[f32]) -> bool {
@@ -132,10 +132,6 @@ pub fn features(read: &[Option<Vec<f32>>]) -> Option<Vec<f32>> {
         _ => out.resize(utterance.len() * 2, 0.0),
     }
     Some(out)
-}
-
-fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 /// The highest threshold at which at least `recall` of the utterances with
