@@ -101,12 +101,27 @@ fn pool_batch(
     };
     let view = batch.select_output(&keys.as_slice()).map_err(|e| KbError::Embed(e.to_string()))?;
     let shape = view.shape().to_vec();
-    let [rows, seq, dim] = shape[..] else {
-        return Err(KbError::Embed(format!("expected per-token output [texts, tokens, dim], got {shape:?}")));
-    };
     let flat: Cow<[f32]> = match view.as_slice() {
         Some(s) => Cow::Borrowed(s),
         None => Cow::Owned(view.iter().copied().collect()),
+    };
+    let (rows, seq, dim) = match shape[..] {
+        [rows, seq, dim] => (rows, seq, dim),
+        // A graph that pools inside gives one vector per text, as fastembed
+        // takes it: the whole text is read, no part of it.
+        [rows, dim] => {
+            return Ok((0..rows)
+                .map(|r| {
+                    let asked = layouts.get(r).map_or(0, |l| l.spans.len());
+                    Read { vector: mean(&flat[r * dim..(r + 1) * dim], dim, 0..1), parts: vec![None; asked] }
+                })
+                .collect());
+        }
+        _ => {
+            return Err(KbError::Embed(format!(
+                "expected [texts, tokens, dim] from the model, got {shape:?}"
+            )));
+        }
     };
     let mask: Vec<i64> = batch.attention_mask_array.iter().copied().collect();
     if mask.len() != rows * seq {
