@@ -250,7 +250,7 @@ impl Embedder for FastEmbedder {
         for range in batch::plan(&sorted, self.batching) {
             let members = &order[range];
             let batch_texts: Vec<&str> = members.iter().map(|&i| texts[i].as_str()).collect();
-            let batch_layouts: Vec<parts::Layout> = members.iter().map(|&i| layouts[i].clone()).collect();
+            let batch_layouts: Vec<&parts::Layout> = members.iter().map(|&i| &layouts[i]).collect();
             let reads = parts::run_batch(&mut self.model, info.output, &batch_texts, &batch_layouts)?;
             for (&i, read) in members.iter().zip(reads) {
                 if read.vector.len() != self.dimension {

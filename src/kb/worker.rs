@@ -229,10 +229,14 @@ impl Batch {
             .iter()
             .map(|s| {
                 let q = s.query.trim();
-                match (texts.slot(q), recent.get(q)) {
-                    (None, Some(v)) => Source::Recent(v.clone()),
-                    _ => texts.place(q, None).map_or(Source::Empty, |(slot, _)| Source::Run(slot)),
+                // A text already in this run is read with it; only one that is
+                // not looks in (and refreshes) the recent vectors.
+                if texts.slot(q).is_none()
+                    && let Some(v) = recent.get(q)
+                {
+                    return Source::Recent(v.clone());
                 }
+                texts.place(q, None).map_or(Source::Empty, |(slot, _)| Source::Run(slot))
             })
             .collect();
         let reads = retriever.read_texts(&texts.texts, &texts.parts).map_err(|e| e.to_string());

@@ -57,23 +57,16 @@ pub fn run(
     }
     c.threshold = need::threshold_for_recall(&mut p, recall);
     let mut scores = vec![c.score("validation", &validation), c.score("heldout", &heldout)];
+    // The held-out rows split by where an utterance came from and by whether
+    // speech came before it in its window.
+    let subset = |keep: &dyn Fn(&InContext) -> bool| -> Vec<(Vec<f32>, bool)> {
+        heldout_read.iter().zip(&heldout).filter(|(l, _)| keep(l)).map(|(_, e)| e.clone()).collect()
+    };
     for kind in ["clinc", "mixed", "spelled", "digits"] {
-        let part: Vec<(Vec<f32>, bool)> = heldout_read
-            .iter()
-            .zip(&heldout)
-            .filter(|(l, _)| l.kind == kind)
-            .map(|(_, e)| e.clone())
-            .collect();
-        scores.push(c.score(&format!("heldout/{kind}"), &part));
+        scores.push(c.score(&format!("heldout/{kind}"), &subset(&|l| l.kind == kind)));
     }
     for (name, after) in [("heldout/alone", false), ("heldout/after", true)] {
-        let part: Vec<(Vec<f32>, bool)> = heldout_read
-            .iter()
-            .zip(&heldout)
-            .filter(|(l, _)| (l.at > 0) == after)
-            .map(|(_, e)| e.clone())
-            .collect();
-        scores.push(c.score(name, &part));
+        scores.push(c.score(name, &subset(&|l| (l.at > 0) == after)));
     }
     c.heldout = scores;
     c.save(out)?;

@@ -73,7 +73,7 @@ pub fn run_batch(
     session: &mut TextEmbedding,
     output: Option<&'static str>,
     texts: &[&str],
-    layouts: &[Layout],
+    layouts: &[&Layout],
 ) -> Result<Vec<Read>, KbError> {
     let embed_error = |e: fastembed::Error| KbError::Embed(e.to_string());
     let batches = session.transform(texts, Some(texts.len().max(1))).map_err(embed_error)?.into_raw();
@@ -93,7 +93,7 @@ pub fn run_batch(
 fn pool_batch(
     batch: &SingleBatchOutput,
     output: Option<&'static str>,
-    layouts: &[Layout],
+    layouts: &[&Layout],
 ) -> Result<Vec<Read>, KbError> {
     let keys = match output {
         Some(name) => vec![OutputKey::ByName(name)],
