@@ -182,7 +182,7 @@ impl Engine {
             Msg::PushDone(o) => self.on_push_done(o, now, &mut fx),
             Msg::Command(c) => self.on_command(c, now, &mut fx),
             Msg::Tick => self.on_tick(now, &mut fx),
-            Msg::Durable(reqs) => self.on_durable(reqs, now, &mut fx),
+            Msg::Durable { pushes, commit } => self.on_durable(pushes, commit, now, &mut fx),
             Msg::LedgerFailed { error, held } => {
                 self.touched.extend(held.iter().map(|r| r.conversation_id.clone()));
                 self.on_ledger_failed(error, held, now, &mut fx);

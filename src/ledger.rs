@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::mpsc;
@@ -321,15 +321,17 @@ fn write_loop(ledger: &mut Box<dyn LedgerStore>, rx: &std_mpsc::Receiver<Job>, o
             continue;
         }
         let batch: Vec<&ConversationRecord> = records.values().map(AsRef::as_ref).collect();
+        let started = Instant::now();
         match ledger.write_records(&batch) {
             Ok(()) => {
+                let commit = Some(started.elapsed());
                 records.clear();
                 if failing {
                     failing = false;
                     let _ = out.blocking_send(Msg::LedgerRecovered);
                 }
                 if !held.is_empty() {
-                    let _ = out.blocking_send(Msg::Durable(std::mem::take(&mut held)));
+                    let _ = out.blocking_send(Msg::Durable { pushes: std::mem::take(&mut held), commit });
                 }
                 if !syncs.is_empty() {
                     let answer = ledger.sync().map_err(|e| e.to_string());
@@ -360,5 +362,52 @@ fn answer_syncs(syncs: &mut Vec<Synced>, answer: &Result<(), String>) {
     for s in syncs.drain(..) {
         // The asker may have given up waiting; nothing to do then.
         let _ = s.send(answer.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_held_push_is_released_with_the_commit_it_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let (tx, mut rx) = mpsc::channel(8);
+        let handle = spawn(Box::new(Ledger::open(&path).unwrap()), tx).unwrap();
+        let record = ConversationRecord {
+            id: "c1".into(),
+            queue_id: None,
+            started_ms: 1,
+            ended_ms: None,
+            mode: None,
+            paused: false,
+            participants: Vec::new(),
+            suggestions: Vec::new(),
+            pushed: BTreeMap::new(),
+        };
+        let push = PushRequest {
+            suggestion_id: "s1".into(),
+            conversation_id: "c1".into(),
+            items: Vec::new(),
+            sinks: Vec::new(),
+            operator: false,
+            customer_participant: None,
+            copilot_suggestion: None,
+            url: None,
+            probability: None,
+        };
+        handle.record(Box::new(record));
+        handle.hold(push);
+        let msg = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap();
+        let Some(Msg::Durable { pushes, commit }) = msg else { panic!("expected Durable, got {msg:?}") };
+        assert_eq!(pushes.iter().map(|p| p.suggestion_id.as_str()).collect::<Vec<_>>(), ["s1"]);
+        assert!(
+            commit.is_some_and(|d| d > Duration::ZERO),
+            "the commit's time travels with the pushes it released"
+        );
+        handle.close();
+        let saved = Ledger::open(&path).unwrap().load(0).unwrap();
+        assert_eq!(saved.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["c1"]);
     }
 }

@@ -176,7 +176,7 @@ impl Runtime {
             // decision behind it is committed.
             Effect::Push(req) => match &self.ledger {
                 Some(l) => l.hold(req),
-                None => self.handle(Msg::Durable(vec![req])),
+                None => self.handle(Msg::Durable { pushes: vec![req], commit: None }),
             },
             Effect::Persist(rec) => {
                 if let Some(l) = &self.ledger {

@@ -288,7 +288,7 @@ fn settle(
                     timing: SearchTiming { started: now, finished: now },
                 })
             }
-            Effect::Push(req) => Some(Msg::Durable(vec![req])),
+            Effect::Push(req) => Some(Msg::Durable { pushes: vec![req], commit: None }),
             Effect::Deliver(req) => {
                 for sink in &req.sinks {
                     queue.extend(engine.handle(

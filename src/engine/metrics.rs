@@ -21,6 +21,9 @@ pub enum Stage {
     Decide,
     /// Push decided → recorded in the ledger, free to leave.
     Record,
+    /// The ledger's commit a push waited for, inside `Record` (the rest of
+    /// `Record` is hand-offs between threads).
+    Commit,
     /// Transcript event received → push handed to the sinks (automatic
     /// pushes only; includes the ledger write).
     EventToPush,
@@ -31,11 +34,12 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
         Stage::EventToSearch,
         Stage::Search,
         Stage::Decide,
         Stage::Record,
+        Stage::Commit,
         Stage::EventToPush,
         Stage::Push,
         Stage::EndToEnd,
@@ -47,6 +51,7 @@ impl Stage {
             Self::Search => "search",
             Self::Decide => "decide",
             Self::Record => "record",
+            Self::Commit => "commit",
             Self::EventToPush => "event_to_push",
             Self::Push => "push",
             Self::EndToEnd => "end_to_end",
@@ -126,7 +131,11 @@ impl Default for Metrics {
 impl Metrics {
     /// Records `to - from` for a stage (zero if `to` is earlier).
     pub fn record(&mut self, stage: Stage, from: Instant, to: Instant) {
-        let d = to.saturating_duration_since(from);
+        self.record_took(stage, to.saturating_duration_since(from));
+    }
+
+    /// Records a duration measured elsewhere (the ledger's commit).
+    pub fn record_took(&mut self, stage: Stage, d: Duration) {
         if let Some(h) = self.stages.get_mut(&stage) {
             h.saturating_record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
         }

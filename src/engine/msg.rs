@@ -33,8 +33,9 @@ pub enum Msg {
     /// Time passed: timers may be due.
     Tick,
     /// The ledger has recorded everything these pushes depend on: they may
-    /// now be delivered.
-    Durable(Vec<PushRequest>),
+    /// now be delivered. `commit` is how long the ledger's commit took (its
+    /// flush to disk), when one was written for them.
+    Durable { pushes: Vec<PushRequest>, commit: Option<Duration> },
     /// The ledger could not record; these pushes were held back, unsent.
     LedgerFailed { error: String, held: Vec<PushRequest> },
     /// The ledger records again after a failure.

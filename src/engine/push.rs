@@ -6,7 +6,7 @@
 //! failed. A failed push lifts the article's cooldown so it can be suggested
 //! again.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::suggestion::{Delivery, DeliveryState};
 use super::{Action, Actor, Effect, Engine, Record, Stage, Suggestion, SuggestionState};
@@ -136,7 +136,16 @@ impl Engine {
     }
 
     /// The ledger has the decisions: deliver.
-    pub(super) fn on_durable(&mut self, reqs: Vec<PushRequest>, now: Instant, fx: &mut Vec<Effect>) {
+    pub(super) fn on_durable(
+        &mut self,
+        reqs: Vec<PushRequest>,
+        commit: Option<Duration>,
+        now: Instant,
+        fx: &mut Vec<Effect>,
+    ) {
+        if let Some(took) = commit {
+            self.metrics.record_took(Stage::Commit, took);
+        }
         for req in reqs {
             if !self.conversations.contains_key(&req.conversation_id) {
                 // Handed over while it waited: the call's new owner decides.

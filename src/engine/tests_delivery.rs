@@ -67,7 +67,7 @@ fn a_decision_is_recorded_before_it_is_delivered() {
     assert!(!fx.iter().any(|f| matches!(f, Effect::Record(Record::Decision { .. }))));
     let p = pushes(&fx).remove(0);
     assert_eq!(p.sinks, vec![Sink::Widget, Sink::Webhook]);
-    let fx = e.handle(Msg::Durable(vec![p.clone()]), at(20));
+    let fx = e.handle(Msg::Durable { pushes: vec![p.clone()], commit: None }, at(20));
     let decision = fx.iter().position(|f| matches!(f, Effect::Record(Record::Decision { .. }))).unwrap();
     let deliver = fx.iter().position(|f| matches!(f, Effect::Deliver(_))).unwrap();
     assert!(decision < deliver);
@@ -78,7 +78,7 @@ fn a_decision_is_recorded_before_it_is_delivered() {
 fn each_sink_reports_and_one_delivery_makes_it_pushed() {
     let mut e = engine(Mode::Auto, &[Sink::Widget, Sink::Webhook]);
     let p = pushes(&matched(&mut e, "c", "u1", vec![hit("a", 0.9)], 0)).remove(0);
-    e.handle(Msg::Durable(vec![p.clone()]), at(10));
+    e.handle(Msg::Durable { pushes: vec![p.clone()], commit: None }, at(10));
     let fx = e.handle(done(&p, Sink::Widget, None), at(11));
     assert!(
         fx.iter().any(|f| matches!(f, Effect::Record(Record::Push { sink: Sink::Widget, ok: true, .. })))
@@ -92,7 +92,7 @@ fn each_sink_reports_and_one_delivery_makes_it_pushed() {
     // All sinks failing fails it and lifts the cooldown.
     let mut e = engine(Mode::Auto, &[Sink::Webhook]);
     let p = pushes(&matched(&mut e, "c", "u1", vec![hit("a", 0.9)], 0)).remove(0);
-    e.handle(Msg::Durable(vec![p.clone()]), at(10));
+    e.handle(Msg::Durable { pushes: vec![p.clone()], commit: None }, at(10));
     e.handle(done(&p, Sink::Webhook, Some("500")), at(11));
     assert_eq!(state(&e, "c", &p.suggestion_id), "failed");
     assert!(!e.conversation("c").unwrap().pushed.contains_key("a"));
@@ -149,7 +149,7 @@ fn a_restart_keeps_ids_cooldowns_and_finishes_undelivered_decisions() {
             .any(|f| matches!(f, Effect::Persist(r) if r.suggestions[0].decided_by == Some(Actor::Operator)))
     );
     let p = pushes(&fx).remove(0);
-    e.handle(Msg::Durable(vec![p.clone()]), at(110));
+    e.handle(Msg::Durable { pushes: vec![p.clone()], commit: None }, at(110));
     e.handle(done(&p, Sink::Widget, None), at(111));
     // The process dies here: the webhook never answered.
     let record = e.snapshot("c").expect("record");
@@ -190,7 +190,7 @@ fn records_are_written_only_when_durable_state_changes() {
 fn agent_feedback_is_counted_logged_and_recorded() {
     let mut e = engine(Mode::Auto, &[Sink::Widget]);
     let p = pushes(&matched(&mut e, "c", "u1", vec![hit("a", 0.9)], 0)).remove(0);
-    e.handle(Msg::Durable(vec![p.clone()]), at(10));
+    e.handle(Msg::Durable { pushes: vec![p.clone()], commit: None }, at(10));
     e.handle(done(&p, Sink::Widget, None), at(11));
     let ack = AgentEvent::Acknowledged {
         conversation_id: "c".into(),
@@ -263,7 +263,7 @@ fn a_queue_handed_over_is_forgotten_and_its_held_pushes_are_never_delivered() {
     e.handle(Msg::HandedOver { queue: "q1".into() }, at(30));
     assert!(e.conversation("c1").is_none(), "the handed-over call is still here");
     // The ledger then commits what it held: only the kept queue's push goes.
-    let fx = e.handle(Msg::Durable(held.into_iter().chain(other).collect()), at(40));
+    let fx = e.handle(Msg::Durable { pushes: held.into_iter().chain(other).collect(), commit: None }, at(40));
     let sent: Vec<String> = delivers(&fx).into_iter().map(|p| p.conversation_id).collect();
     assert_eq!(sent, vec!["c2"]);
     // Nothing of the handed-over call is saved again from here.

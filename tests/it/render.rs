@@ -106,9 +106,13 @@ pub fn live_engine(base: Instant) -> Engine {
     assert!(fx.iter().any(|f| matches!(f, Effect::Push(_))));
     // No ledger in this engine: the decision is durable at once.
     e.handle(
-        Msg::Durable(
-            fx.iter().filter_map(|f| if let Effect::Push(p) = f { Some(p.clone()) } else { None }).collect(),
-        ),
+        Msg::Durable {
+            pushes: fx
+                .iter()
+                .filter_map(|f| if let Effect::Push(p) = f { Some(p.clone()) } else { None })
+                .collect(),
+            commit: None,
+        },
         t(20_001),
     );
     let done = PushOutcome {
