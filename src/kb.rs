@@ -93,6 +93,11 @@ pub enum KbError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("index cache at {path} is unusable: {reason}")]
     Cache { path: PathBuf, reason: String },
+    #[error(
+        "the need classifier {path} was fitted for other vectors than this model makes; fit it again \
+         with `agent-assist kb need --data DIR --install`"
+    )]
+    NeedClassifierModel { path: PathBuf },
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {

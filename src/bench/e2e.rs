@@ -72,6 +72,8 @@ pub struct Report {
     pub searches: u64,
     /// Final utterances need detection kept from searching.
     pub needless: u64,
+    /// Whether need detection ran (the runtime turns it off when no
+    /// classifier fits the model).
     pub need_detection: bool,
     pub default_policy: bool,
     pub pushes: u64,
@@ -163,7 +165,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let call_ids: Vec<String> = scripts.iter().map(|s| s.id.clone()).collect();
     let started = Instant::now();
-    let (summary, stages, audit, window_max_words, widget, edits) = tokio.block_on(async {
+    let (summary, stages, audit, window_max_words, widget, edits, need_on) = tokio.block_on(async {
         let mut sc = SimConfig::new(scripts);
         sc.speed = opts.speed;
         sc.concurrency = opts.concurrency;
@@ -191,6 +193,8 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
             config.kb.paths = vec![super::kb_edits::copy_sample_kb(tmp.path())?];
         }
         let mut rt = Runtime::start(&config, &bench_paths, RuntimeOptions::default()).await?;
+        // As run: the runtime turns detection off for a model no classifier fits.
+        let need_on = rt.engine().policy().need_detection;
         let base = rt.widget_url().ok_or_else(|| color_eyre::eyre::eyre!("the widget is not served"))?;
         let mut pages = Pages::open(base, &call_ids);
         let editor = match (opts.reload_every, config.kb.paths.first()) {
@@ -217,7 +221,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         let audit = rt.audit_path().to_path_buf();
         let summary = rt.shutdown().await;
         sim.stop().await;
-        Ok::<_, color_eyre::eyre::Report>((summary, stages, audit, window_max_words, widget, edits))
+        Ok::<_, color_eyre::eyre::Report>((summary, stages, audit, window_max_words, widget, edits, need_on))
     })?;
     drop(tokio);
     let wall = started.elapsed();
@@ -257,7 +261,7 @@ pub fn run(paths: &AppPaths, opts: &Options) -> color_eyre::eyre::Result<Report>
         utterances: summary.utterances,
         searches: summary.searches,
         needless: summary.needless,
-        need_detection: opts.need_detection,
+        need_detection: need_on,
         default_policy: opts.default_policy,
         pushes: summary.pushes_ok,
         stages,

@@ -143,7 +143,7 @@ pub fn run_with(
     if opts.all_ranks {
         policy.auto_best_only = false;
     }
-    let classifier = NeedClassifier::bundled_for(&retriever.kb.manifest.model_hash);
+    let classifier = NeedClassifier::for_model(&retriever.kb.manifest.model_hash, &paths.model_dir)?;
     policy.need_detection &= classifier.is_some();
     let judge_embedder = FastEmbedder::load(&model)?;
     let mut engine = Engine::new(policy.clone(), "replay");

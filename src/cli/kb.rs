@@ -84,6 +84,11 @@ pub enum KbCommand {
         /// Where to write the classifier.
         #[arg(long, value_name = "FILE", default_value = "assets/need-classifier.json")]
         out: PathBuf,
+        /// Write it beside the installed model's files instead, where every
+        /// command running that model (`[kb] model`) finds it: need
+        /// detection for a model the bundled classifier does not fit.
+        #[arg(long, conflicts_with = "out")]
+        install: bool,
         /// Spelled-out words and numbers read out to generate for training.
         #[arg(long, default_value_t = 2000)]
         generated: usize,

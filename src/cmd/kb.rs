@@ -71,7 +71,8 @@ pub fn run(cmd: KbCommand, config_file: Option<&Path>, paths: &AppPaths) -> Resu
                 (None, None) => return Err(color_eyre::eyre::eyre!("give --queries FILE or --calls DIR")),
             }
         }
-        KbCommand::Need { data, out, generated, recall, json } => {
+        KbCommand::Need { data, out, install, generated, recall, json } => {
+            let out = if install { paths.model_dir.join(crate::kb::need::INSTALLED_FILE) } else { out };
             need::run(&data, &out, &ModelSpec::installed(paths), generated, recall, json)?;
         }
         KbCommand::Stats { source, json } => stats(&options(&source, paths)?, paths, json)?,

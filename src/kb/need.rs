@@ -26,6 +26,11 @@ use super::KbError;
 /// The classifier shipped for the default model.
 const BUNDLED: &str = include_str!("../../assets/need-classifier.json");
 
+/// The file, in a model's directory, of a classifier fitted for that model
+/// (`kb need --install`): any model can have need detection, not only the
+/// default one the bundled classifier fits.
+pub const INSTALLED_FILE: &str = "need-classifier.json";
+
 /// A fitted need classifier, with what it was fitted for and how it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NeedClassifier {
@@ -74,6 +79,22 @@ impl NeedClassifier {
     /// The bundled classifier, if it was fitted for this model.
     pub fn bundled_for(model_hash: &str) -> Option<Self> {
         serde_json::from_str::<Self>(BUNDLED).ok().filter(|c| c.model_hash == model_hash)
+    }
+
+    /// The classifier for the model in `model_dir`: the one `kb need
+    /// --install` fitted for it and put beside its files, or else the
+    /// bundled one if it fits. `None`: no classifier fits; an error: the
+    /// installed one cannot be read or was fitted for other vectors.
+    pub fn for_model(model_hash: &str, model_dir: &Path) -> Result<Option<Self>, KbError> {
+        let path = model_dir.join(INSTALLED_FILE);
+        if !path.exists() {
+            return Ok(Self::bundled_for(model_hash));
+        }
+        let c = Self::load(&path)?;
+        if c.model_hash != model_hash {
+            return Err(KbError::NeedClassifierModel { path });
+        }
+        Ok(Some(c))
     }
 
     pub fn load(path: &Path) -> Result<Self, KbError> {
@@ -193,5 +214,29 @@ mod tests {
     #[test]
     fn a_classifier_for_another_model_is_not_used() {
         assert!(NeedClassifier::bundled_for("not-a-model").is_none());
+    }
+
+    #[test]
+    fn a_classifier_installed_beside_a_model_is_found_and_must_fit_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundled: NeedClassifier = serde_json::from_str(BUNDLED).unwrap();
+        // Nothing installed: the bundled one, for the model it fits only.
+        assert_eq!(
+            NeedClassifier::for_model(&bundled.model_hash, dir.path()).unwrap(),
+            Some(bundled.clone())
+        );
+        assert_eq!(NeedClassifier::for_model("other-model", dir.path()).unwrap(), None);
+        // Installed for another model: found, fitted for it.
+        let other = NeedClassifier { model_hash: "other-model".into(), threshold: 0.25, ..bundled.clone() };
+        other.save(&dir.path().join(INSTALLED_FILE)).unwrap();
+        assert_eq!(NeedClassifier::for_model("other-model", dir.path()).unwrap(), Some(other));
+        // ...and not taken for a model it was not fitted for.
+        let e = NeedClassifier::for_model(&bundled.model_hash, dir.path()).unwrap_err();
+        assert!(matches!(e, KbError::NeedClassifierModel { .. }), "{e}");
+        assert!(e.to_string().contains("kb need --data DIR --install"), "{e}");
+        // A damaged file is named.
+        std::fs::write(dir.path().join(INSTALLED_FILE), "{ not json").unwrap();
+        let e = NeedClassifier::for_model("other-model", dir.path()).unwrap_err();
+        assert!(e.to_string().contains(INSTALLED_FILE), "{e}");
     }
 }

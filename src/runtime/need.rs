@@ -4,19 +4,31 @@
 //! [`Effect::JudgeNeed`](crate::engine::Effect) to the knowledge-base
 //! worker, which judges from the same model run as its searches.
 
+use std::path::Path;
+
 use crate::engine::{Msg, Policy};
 use crate::kb::need::NeedClassifier;
 use crate::kb::need::verdict::NeedJob;
 
-/// The classifier for `model_hash` if the policy asks for need detection;
-/// otherwise (or when none fits) clears `policy.need_detection` and says why.
-pub(super) fn classifier(policy: &mut Policy, model_hash: &str) -> Option<NeedClassifier> {
+/// The classifier for the model in `model_dir` (`model_hash`) if the policy
+/// asks for need detection; otherwise (or when none fits) clears
+/// `policy.need_detection` and says why in the log. A classifier installed
+/// for the model that does not fit it turns detection off rather than
+/// stopping the pipeline: every utterance is searched, as without one.
+pub(super) fn classifier(policy: &mut Policy, model_hash: &str, model_dir: &Path) -> Option<NeedClassifier> {
     if !policy.need_detection {
         return None;
     }
-    let Some(classifier) = NeedClassifier::bundled_for(model_hash) else {
-        tracing::warn!("no need classifier for this embedding model; every utterance will be searched");
+    let found = NeedClassifier::for_model(model_hash, model_dir).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "need detection off; every utterance will be searched");
+        None
+    });
+    let Some(classifier) = found else {
         policy.need_detection = false;
+        tracing::warn!(
+            "no need classifier for this embedding model (fit one with `agent-assist kb need --data DIR \
+             --install`); every utterance will be searched"
+        );
         return None;
     };
     tracing::info!(threshold = classifier.threshold, "need detection on");

@@ -141,7 +141,7 @@ impl Runtime {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let answers = tx.clone();
         let model_hash = retriever.kb.manifest.model_hash.clone();
-        let need = need::classifier(&mut policy, &model_hash);
+        let need = need::classifier(&mut policy, &model_hash, &paths.model_dir);
         let kb = spawn_worker(retriever, need, Box::new(move |a| answers.blocking_send(kb_msg(a)).is_ok()));
         let kb_live = kb_live::start(config, paths, live_opts, catalog.clone(), kb.installer(), tx.clone());
 
