@@ -64,6 +64,21 @@ pub struct SuggestionRecord {
 }
 
 impl ConversationRecord {
+    /// A call in progress with nothing suggested or pushed yet.
+    pub fn new(id: &str, queue_id: Option<&str>, started_ms: u64) -> Self {
+        Self {
+            id: id.to_string(),
+            queue_id: queue_id.map(str::to_string),
+            started_ms,
+            ended_ms: None,
+            mode: None,
+            paused: false,
+            participants: Vec::new(),
+            suggestions: Vec::new(),
+            pushed: BTreeMap::new(),
+        }
+    }
+
     /// Whether the call ended before `cutoff_ms` (pruned by retention).
     pub fn ended_before(&self, cutoff_ms: u64) -> bool {
         self.ended_ms.is_some_and(|t| t < cutoff_ms)

@@ -159,17 +159,7 @@ async fn a_worker_joining_a_busy_floor_gets_a_queue_without_a_duplicate_push() {
 }
 
 fn record(id: &str) -> Box<ConversationRecord> {
-    Box::new(ConversationRecord {
-        id: id.into(),
-        queue_id: Some("queue-a".into()),
-        started_ms: 1,
-        ended_ms: None,
-        mode: None,
-        paused: false,
-        participants: Vec::new(),
-        suggestions: Vec::new(),
-        pushed: BTreeMap::new(),
-    })
+    Box::new(ConversationRecord::new(id, Some("queue-a"), 1))
 }
 
 /// What the ledger answers to a sync (an unanswered sync is a failure).
