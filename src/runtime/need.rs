@@ -19,17 +19,21 @@ pub(super) fn classifier(policy: &mut Policy, model_hash: &str, model_dir: &Path
     if !policy.need_detection {
         return None;
     }
-    let found = NeedClassifier::for_model(model_hash, model_dir).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "need detection off; every utterance will be searched");
-        None
-    });
-    let Some(classifier) = found else {
-        policy.need_detection = false;
-        tracing::warn!(
-            "no need classifier for this embedding model (fit one with `agent-assist kb need --data DIR \
-             --install`); every utterance will be searched"
-        );
-        return None;
+    let classifier = match NeedClassifier::for_model(model_hash, model_dir) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            tracing::warn!(
+                "no need classifier for this embedding model (fit one with `agent-assist kb need --data DIR \
+                 --install`); every utterance will be searched"
+            );
+            policy.need_detection = false;
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "need detection off; every utterance will be searched");
+            policy.need_detection = false;
+            return None;
+        }
     };
     tracing::info!(threshold = classifier.threshold, "need detection on");
     Some(classifier)
