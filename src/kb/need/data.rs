@@ -138,10 +138,7 @@ pub fn from_intent_set(dir: &Path, generated: usize) -> Result<NeedData, KbError
 /// utterances each carry one intent, so without these a greeting that opens
 /// a request reads as needless.
 pub fn mix(items: &[Labelled], n: usize, seed: u64) -> Vec<Labelled> {
-    let needless: Vec<&str> =
-        items.iter().filter(|l| !l.need && l.kind == "clinc").map(|l| l.text.as_str()).collect();
-    let needs: Vec<&str> =
-        items.iter().filter(|l| l.need && l.kind == "clinc").map(|l| l.text.as_str()).collect();
+    let (needless, needs) = (clinc(items, false), clinc(items, true));
     if needless.is_empty() || needs.is_empty() {
         return Vec::new();
     }
@@ -153,6 +150,11 @@ pub fn mix(items: &[Labelled], n: usize, seed: u64) -> Vec<Labelled> {
             Labelled { text: format!("{a}, {b}"), need: true, kind: "mixed" }
         })
         .collect()
+}
+
+/// The texts of `items`' own (not generated) utterances with or without a need.
+fn clinc(items: &[Labelled], need: bool) -> Vec<&str> {
+    items.iter().filter(|l| l.need == need && l.kind == "clinc").map(|l| l.text.as_str()).collect()
 }
 
 const DIGIT_NAMES: [&str; 10] =
@@ -207,8 +209,7 @@ const WITH_CONTEXT: f64 = 0.75;
 /// Each utterance of `items`, after a random utterance with a need from
 /// `items` (three in four) or alone, as a window would hold it.
 pub fn in_context(items: &[Labelled], seed: u64) -> Vec<InContext> {
-    let needs: Vec<&str> =
-        items.iter().filter(|l| l.need && l.kind == "clinc").map(|l| l.text.as_str()).collect();
+    let needs = clinc(items, true);
     let mut rng = StdRng::seed_from_u64(seed);
     items
         .iter()
