@@ -192,6 +192,15 @@ impl FastEmbedder {
             dimension,
         })
     }
+
+    /// Every vector must have the size the probe found at load.
+    fn check_dimension(&self, len: usize) -> Result<(), KbError> {
+        if len == self.dimension {
+            Ok(())
+        } else {
+            Err(KbError::DimensionMismatch { model: len, index: self.dimension })
+        }
+    }
 }
 
 /// Scales a vector to unit length in place (no-op for the zero vector).
@@ -243,22 +252,15 @@ impl Embedder for FastEmbedder {
         // would dominate, so a short utterance is not padded to a window.
         let lengths: Vec<usize> =
             layouts.iter().map(|l| l.tokens.saturating_sub(2).min(info.max_tokens - 2)).collect();
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| lengths[i]);
-        let sorted: Vec<usize> = order.iter().map(|&i| lengths[i]).collect();
+        let ordered = batch::by_length(&lengths, true, self.batching);
         let mut out: Vec<Option<Read>> = vec![None; texts.len()];
-        for range in batch::plan(&sorted, self.batching) {
-            let members = &order[range];
+        for range in ordered.batches {
+            let members = &ordered.order[range];
             let batch_texts: Vec<&str> = members.iter().map(|&i| texts[i].as_str()).collect();
             let batch_layouts: Vec<&parts::Layout> = members.iter().map(|&i| &layouts[i]).collect();
             let reads = parts::run_batch(&mut self.model, info.output, &batch_texts, &batch_layouts)?;
             for (&i, read) in members.iter().zip(reads) {
-                if read.vector.len() != self.dimension {
-                    return Err(KbError::DimensionMismatch {
-                        model: read.vector.len(),
-                        index: self.dimension,
-                    });
-                }
+                self.check_dimension(read.vector.len())?;
                 out[i] = Some(read);
             }
         }
@@ -273,12 +275,9 @@ impl Embedder for FastEmbedder {
         // order.
         let lengths: Vec<usize> =
             texts.iter().map(|t| self.count_tokens(t).min(self.spec.info().max_tokens - 2)).collect();
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        if self.sort_by_length {
-            order.sort_by_key(|&i| lengths[i]);
-        }
+        let batch::Ordered { order, batches: plan } =
+            batch::by_length(&lengths, self.sort_by_length, self.batching);
         let sorted: Vec<&str> = order.iter().map(|&i| texts[i].as_str()).collect();
-        let plan = batch::plan(&order.iter().map(|&i| lengths[i]).collect::<Vec<_>>(), self.batching);
         let vectors = if self.build_sessions > 1 && plan.len() >= PARALLEL_MIN_BATCHES {
             // Loaded per build and dropped after it, so a console that has
             // built its KB does not keep extra copies of the model.
@@ -291,9 +290,7 @@ impl Embedder for FastEmbedder {
         };
         let mut out = vec![0.0f32; texts.len() * self.dimension];
         for (&i, mut v) in order.iter().zip(vectors) {
-            if v.len() != self.dimension {
-                return Err(KbError::DimensionMismatch { model: v.len(), index: self.dimension });
-            }
+            self.check_dimension(v.len())?;
             normalize(&mut v);
             out[i * self.dimension..(i + 1) * self.dimension].copy_from_slice(&v);
         }

@@ -49,6 +49,28 @@ pub const MAX_PADDED_OVER_REAL: f64 = 1.5;
 /// `[CLS]` and `[SEP]`, which the model sees around every text.
 const SPECIAL_TOKENS: usize = 2;
 
+/// Texts in the order they run and the batches cut over that order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ordered {
+    /// Input indexes, shortest first when sorted.
+    pub order: Vec<usize>,
+    /// Consecutive ranges over `order`, one model call each.
+    pub batches: Vec<Range<usize>>,
+}
+
+/// Orders texts with these `lengths` shortest first (unless `sort` is off,
+/// which only the batching benchmark does) and cuts that order into
+/// batches, so each batch pads to about its own length. The caller puts
+/// the outputs back in input order through `order`.
+pub fn by_length(lengths: &[usize], sort: bool, batching: Batching) -> Ordered {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    if sort {
+        order.sort_by_key(|&i| lengths[i]);
+    }
+    let sorted: Vec<usize> = order.iter().map(|&i| lengths[i]).collect();
+    Ordered { batches: plan(&sorted, batching), order }
+}
+
 /// Consecutive ranges over texts with these `lengths` (word pieces without
 /// special tokens, capped at the model's limit; sorted ascending for the
 /// least padding). Every index is in exactly one range, in order.
@@ -122,6 +144,17 @@ mod tests {
             let longest = lengths[range.end - 1] + 2;
             assert!(range.len() == 1 || range.len() * longest <= 2048, "{range:?} over budget");
         }
+    }
+
+    #[test]
+    fn texts_run_shortest_first_and_every_one_once() {
+        let lengths = [40, 3, 120, 3, 9];
+        let o = by_length(&lengths, true, Batching::default());
+        assert_eq!(o.order, vec![1, 3, 4, 0, 2]);
+        assert!(covers(&o.batches, lengths.len()));
+        let unsorted = by_length(&lengths, false, Batching::Fixed(2));
+        assert_eq!(unsorted.order, vec![0, 1, 2, 3, 4]);
+        assert_eq!(unsorted.batches, vec![0..2, 2..4, 4..5]);
     }
 
     #[test]
