@@ -32,7 +32,7 @@ use super::calibration::Calibration;
 use super::need::verdict::{NeedAnswer, NeedJob, verdict};
 use super::need::{self, NeedClassifier};
 use super::store::{KnowledgeBase, Retriever};
-use super::{Hit, KbError};
+use super::{Hit, KbError, Read};
 use texts::{Recent, Source, Texts, recent};
 
 mod texts;
@@ -213,19 +213,18 @@ impl Batch {
         recent: &mut Recent,
     ) -> Vec<Answer> {
         let started = Instant::now();
+        let Batch { judges, searches, .. } = self;
         let mut texts = Texts::default();
-        let judge_at: Vec<Option<(usize, usize)>> = self
-            .judges
+        let judge_at: Vec<Option<(usize, usize)>> = judges
             .iter()
             .map(|j| {
                 need?;
                 let (text, at) = j.reading();
-                texts.place(text, Some(at))
+                let (slot, k) = texts.place(text, Some(at))?;
+                Some((slot, k?))
             })
-            .map(|placed| placed.and_then(|(slot, k)| Some((slot, k?))))
             .collect();
-        let search_at: Vec<Source> = self
-            .searches
+        let search_at: Vec<Source> = searches
             .iter()
             .map(|s| {
                 let q = s.query.trim();
@@ -245,73 +244,100 @@ impl Batch {
                 recent.put(text.clone(), read.vector.clone());
             }
         }
-        let mut vectors: Vec<Option<Vec<f32>>> = judge_at
-            .iter()
-            .map(|at| {
-                let (slot, k) = (*at)?;
-                let read = reads.as_ref().ok()?.get(slot)?;
-                need::features(read.parts.get(k..)?)
-            })
-            .collect();
-        // A window the model cut before its end: the utterance is read alone.
-        let alone: Vec<usize> = (0..self.judges.len())
-            .filter(|&i| vectors[i].is_none() && judge_at[i].is_some() && reads.is_ok())
-            .collect();
-        if !alone.is_empty() {
-            let own: Vec<String> = alone.iter().map(|&i| self.judges[i].text.trim().to_string()).collect();
-            let parts: Vec<Vec<Range<usize>>> = own.iter().map(|t| need::parts(t, 0)).collect();
-            if let Ok(more) = retriever.read_texts(&own, &parts) {
-                for (&i, read) in alone.iter().zip(more) {
-                    vectors[i] = need::features(&read.parts);
-                }
+        let verdicts: Vec<NeedAnswer> = match need {
+            Some(classifier) => {
+                let vectors = judge_features(retriever, &judges, &judge_at, reads.as_deref().ok());
+                judges
+                    .into_iter()
+                    .zip(vectors)
+                    .map(|(job, v)| verdict(classifier, job, v.as_deref()))
+                    .collect()
             }
-        }
-        let mut answers = Vec::with_capacity(self.judges.len() + self.searches.len());
-        for (job, vector) in self.judges.into_iter().zip(vectors) {
-            answers.push(Answer::Need(match need {
-                Some(c) => verdict(c, job, vector.as_deref()),
-                // Without a classifier every utterance carries a need.
-                None => NeedAnswer {
+            // Without a classifier every utterance carries a need.
+            None => judges
+                .into_iter()
+                .map(|job| NeedAnswer {
                     conversation_id: job.conversation_id,
                     utterance_id: job.utterance_id,
                     need: true,
                     probability: None,
-                },
-            }));
-        }
-        let from_recent: Vec<bool> = search_at.iter().map(|s| matches!(s, Source::Recent(_))).collect();
-        let results: Vec<Result<Vec<Hit>, String>> = self
-            .searches
+                })
+                .collect(),
+        };
+        let mut answers: Vec<Answer> = verdicts.into_iter().map(Answer::Need).collect();
+        let results: Vec<(bool, Result<Vec<Hit>, String>)> = searches
             .iter()
             .zip(search_at)
             .map(|(job, source)| {
-                let v = match source {
-                    Source::Recent(v) => v,
-                    Source::Run(slot) => match &reads {
-                        Ok(r) => r
-                            .get(slot)
-                            .map(|r| r.vector.clone())
-                            .ok_or("the model returned too few vectors")?,
-                        Err(e) => return Err(e.clone()),
-                    },
-                    Source::Empty => return Err(KbError::EmptyQuery.to_string()),
-                };
-                retriever.answer(&job.query, &v, job.k).map_err(|e| e.to_string())
+                let from_recent = matches!(source, Source::Recent(_));
+                (from_recent, search(retriever, job, source, &reads))
             })
             .collect();
         let finished = Instant::now();
-        for ((job, result), from_recent) in self.searches.into_iter().zip(results).zip(from_recent) {
-            answers.push(Answer::Search(SearchAnswer {
+        answers.extend(searches.into_iter().zip(results).map(|(job, (from_recent, result))| {
+            Answer::Search(SearchAnswer {
                 request: job.request,
                 conversation_id: job.conversation_id,
                 result,
                 started,
                 finished,
                 from_recent,
-            }));
-        }
+            })
+        }));
         answers
     }
+}
+
+/// What the classifier weighs for each job: the parts of its window's read
+/// at `at` (slot, first part), or, for utterances whose window the model
+/// cut before their end, their own read ([`NeedJob::alone`]), all of those
+/// in one more run. `None` where the model failed.
+fn judge_features(
+    retriever: &mut Retriever,
+    judges: &[NeedJob],
+    at: &[Option<(usize, usize)>],
+    reads: Option<&[Read]>,
+) -> Vec<Option<Vec<f32>>> {
+    let Some(reads) = reads else {
+        return vec![None; judges.len()];
+    };
+    let mut features: Vec<Option<Vec<f32>>> = at
+        .iter()
+        .map(|at| {
+            let (slot, k) = (*at)?;
+            need::features(reads.get(slot)?.parts.get(k..)?)
+        })
+        .collect();
+    let alone: Vec<usize> = (0..judges.len()).filter(|&i| features[i].is_none() && at[i].is_some()).collect();
+    if alone.is_empty() {
+        return features;
+    }
+    let (own, parts): (Vec<String>, Vec<Vec<Range<usize>>>) =
+        alone.iter().map(|&i| judges[i].alone()).unzip();
+    if let Ok(more) = retriever.read_texts(&own, &parts) {
+        for (&i, read) in alone.iter().zip(more) {
+            features[i] = need::features(&read.parts);
+        }
+    }
+    features
+}
+
+/// One search's hits, its vector taken from where `source` says.
+fn search(
+    retriever: &mut Retriever,
+    job: &SearchJob,
+    source: Source,
+    reads: &Result<Vec<Read>, String>,
+) -> Result<Vec<Hit>, String> {
+    let v = match source {
+        Source::Recent(v) => v,
+        Source::Run(slot) => match reads {
+            Ok(r) => r.get(slot).map(|r| r.vector.clone()).ok_or("the model returned too few vectors")?,
+            Err(e) => return Err(e.clone()),
+        },
+        Source::Empty => return Err(KbError::EmptyQuery.to_string()),
+    };
+    retriever.answer(&job.query, &v, job.k).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

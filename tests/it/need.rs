@@ -212,3 +212,46 @@ fn a_debounced_search_reuses_the_run_that_judged_its_newest_utterance() {
     assert!(!search.from_recent);
     assert!(!search.result.unwrap().is_empty());
 }
+
+/// A window longer than the model reads is cut before the utterance at its
+/// end: the worker then reads the utterance alone, in a run of its own,
+/// and gives the verdict `judge` gives, the same as for the utterance said
+/// with nothing before it.
+#[test]
+fn an_utterance_past_the_models_reach_is_read_alone() {
+    use agent_assist::kb::worker::{Answer, SearchJob, spawn_worker};
+    use agent_assist::kb::{IndexKind, Retriever};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use crate::support::{kb_options, repo, temp_paths};
+
+    let (_tmp, paths) = temp_paths();
+    let opts = kb_options(vec![repo("kb")], IndexKind::Flat);
+    let (retriever, _) = Retriever::open(&opts, &paths, &mut |_| {}).unwrap();
+    let before = "My Wave Speaker was delivered this morning and the box was smashed in. ".repeat(24);
+    let text = "Can I get a replacement sent out?";
+    let long = job("u1", before.trim(), text);
+    let mut e = FastEmbedder::load(&installed_model()).unwrap();
+    // The default model reads 256 word pieces.
+    assert!(e.count_tokens(&long.context) > 300, "the window must reach past what the model reads");
+    let classifier = NeedClassifier::bundled_for(&retriever.kb.manifest.model_hash).unwrap();
+    let by_judge = judge(&mut e, &classifier, long.clone());
+    let said_alone = judge(&mut e, &classifier, job("u1", "", text));
+
+    let (tx, answers) = mpsc::channel();
+    let worker = spawn_worker(retriever, Some(classifier), Box::new(move |a| tx.send(a).is_ok()));
+    assert!(worker.judge(long.clone()));
+    assert!(worker.submit(SearchJob { request: 1, conversation_id: "c".into(), query: long.context, k: 3 }));
+    let Answer::Need(verdict) = answers.recv_timeout(Duration::from_secs(60)).expect("a verdict") else {
+        panic!("the search answered before the verdict")
+    };
+    let (got, want, alone) =
+        (verdict.probability.unwrap(), by_judge.probability.unwrap(), said_alone.probability.unwrap());
+    assert!((got - want).abs() < 1e-4 && (got - alone).abs() < 1e-4, "{got} {want} {alone}");
+    assert_eq!(verdict.need, by_judge.need);
+    let Answer::Search(search) = answers.recv_timeout(Duration::from_secs(60)).expect("the search") else {
+        panic!("expected the search")
+    };
+    assert!(!search.result.unwrap().is_empty());
+}

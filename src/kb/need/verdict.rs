@@ -10,6 +10,8 @@
 //! reading is used wherever a verdict is given (live, `bench replay`,
 //! `kb need`), so it does not depend on what shared the batch.
 
+use std::ops::Range;
+
 use super::NeedClassifier;
 use crate::kb::{Embedder, KbError};
 
@@ -62,19 +64,31 @@ pub fn verdict(classifier: &NeedClassifier, job: NeedJob, vector: Option<&[f32]>
     }
 }
 
+impl NeedJob {
+    /// The utterance on its own and the parts to read in it: what is run
+    /// when the model cut the window before the utterance's end, so its
+    /// reading gave no features.
+    pub fn alone(&self) -> (String, Vec<Range<usize>>) {
+        let text = self.text.trim();
+        (text.to_string(), super::parts(text, 0))
+    }
+}
+
 /// What the classifier weighs for a job ([`super::features`]), read as
 /// [`NeedJob::reading`] says: out of its window's run, or out of its own
-/// when the model cut the window before its end.
+/// ([`NeedJob::alone`]) when the model cut the window before its end. The
+/// knowledge-base worker follows the same rule for a batch of jobs.
 pub fn read(embedder: &mut dyn Embedder, job: &NeedJob) -> Result<Vec<f32>, KbError> {
     let (text, at) = job.reading();
-    let mut features = |text: &str, at: usize| -> Result<Option<Vec<f32>>, KbError> {
-        let mut reads = embedder.read_parts(&[text.to_string()], &[super::parts(text, at)])?;
+    let mut features = |text: String, parts: Vec<Range<usize>>| -> Result<Option<Vec<f32>>, KbError> {
+        let mut reads = embedder.read_parts(&[text], &[parts])?;
         Ok(reads.pop().and_then(|r| super::features(&r.parts)))
     };
-    if let Some(f) = features(text, at)? {
+    if let Some(f) = features(text.to_string(), super::parts(text, at))? {
         return Ok(f);
     }
-    features(job.text.trim(), 0)?.ok_or(KbError::EmptyQuery)
+    let (text, parts) = job.alone();
+    features(text, parts)?.ok_or(KbError::EmptyQuery)
 }
 
 /// Reads one utterance and judges it.
