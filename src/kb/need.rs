@@ -100,8 +100,33 @@ impl NeedClassifier {
     pub fn load(path: &Path) -> Result<Self, KbError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| KbError::Io { path: path.into(), source })?;
-        serde_json::from_str(&text)
-            .map_err(|e| KbError::Record { at: super::Location::new(path, 1), message: e.to_string() })
+        let bad = |message: String| KbError::Record { at: super::Location::new(path, 1), message };
+        let c: Self = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        c.check_shape().map_err(|m| bad(format!("not a usable need classifier: {m}")))?;
+        Ok(c)
+    }
+
+    /// Whether the weights fit together: a file cut short or edited by
+    /// hand would otherwise give every utterance a meaningless verdict.
+    fn check_shape(&self) -> Result<(), String> {
+        let width = self.hidden.first().map_or(self.weights.len(), |u| u.weights.len());
+        if width == 0 {
+            return Err("it has no weights".into());
+        }
+        if self.hidden.iter().any(|u| u.weights.len() != width) {
+            return Err("its hidden units read features of different lengths".into());
+        }
+        if !self.hidden.is_empty() && self.weights.len() != self.hidden.len() {
+            return Err(format!("{} output weights for {} hidden units", self.weights.len(), self.hidden.len()));
+        }
+        let numbers = self.hidden.iter().flat_map(|u| u.weights.iter().chain([&u.bias]));
+        if !numbers.chain(&self.weights).chain([&self.bias]).all(|x| x.is_finite()) {
+            return Err("a weight is not a finite number".into());
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!("threshold {} is not a probability", self.threshold));
+        }
+        Ok(())
     }
 
     pub fn save(&self, path: &Path) -> Result<(), KbError> {
@@ -238,5 +263,26 @@ mod tests {
         std::fs::write(dir.path().join(INSTALLED_FILE), "{ not json").unwrap();
         let e = NeedClassifier::for_model("other-model", dir.path()).unwrap_err();
         assert!(e.to_string().contains(INSTALLED_FILE), "{e}");
+    }
+
+    #[test]
+    fn weights_that_do_not_fit_together_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(INSTALLED_FILE);
+        let good: NeedClassifier = serde_json::from_str(BUNDLED).unwrap();
+        assert_eq!(good.check_shape(), Ok(()));
+        let mut short_unit = good.clone();
+        short_unit.hidden[1].weights.truncate(10);
+        let mut one_weight_lost = good.clone();
+        one_weight_lost.weights.pop();
+        let mut threshold = good.clone();
+        threshold.threshold = 1.5;
+        for (bad, says) in
+            [(short_unit, "different lengths"), (one_weight_lost, "output weights"), (threshold, "threshold")]
+        {
+            bad.save(&path).unwrap();
+            let e = NeedClassifier::for_model(&good.model_hash, dir.path()).unwrap_err().to_string();
+            assert!(e.contains(INSTALLED_FILE) && e.contains(says), "{e}");
+        }
     }
 }
