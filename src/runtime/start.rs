@@ -73,6 +73,9 @@ fn kb_msg(a: Answer) -> Msg {
         }
         Answer::Search(a) => a,
     };
+    // Whether the window's model run was the one its newest utterance was
+    // judged in, a moment before (the debounced path saves that run).
+    tracing::debug!(request = a.request, reused_run = a.from_recent, "search answered");
     match a.result {
         Ok(hits) => Msg::SearchDone {
             request: a.request,
