@@ -1,13 +1,17 @@
-"""Two probes of nearest-record retrieval on an intent set (not part of the
+"""Probes of nearest-record retrieval on an intent set (not part of the
 product): do two embedding models together rank better than the default
-alone, and does a hubness correction (CSLS) help? Dense ranking only, float
+alone, does a hubness correction (CSLS) help, and does a top answer that
+survives dropping a word from the query deserve more trust (test-time
+word dropout)? Dense ranking only, float
 products, no BM25 and no query expansion, so its figures sit below
 `kb eval`'s; only the comparisons between rows mean anything.
 
 Rows: each model alone; their cosines averaged (and weighted 0.7 / 0.3);
 the default model with each record's cosine lowered by `lam` times its
 mean cosine to its k nearest records (CSLS); the default model with its
-decision score lowered by the query's mean cosine to its ten nearest.
+decision score lowered by the query's mean cosine to its ten nearest; the
+default model with its decision score weighed by how the top record fares
+when each of up to four words is dropped from the query in turn.
 Each row reports top-1, the AUROC of the decision score (answerable
 against out-of-scope), the AUROC of right against wrong top answers among
 the answerable, and at 10 % / 5 % out-of-scope pushes the share of
@@ -17,7 +21,7 @@ Usage (a light venv of its own, no PyTorch):
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install onnxruntime tokenizers numpy
     /tmp/venv/bin/python bench/python/two_models.py \\
         --data ../shared/data/clinc150-dev \\
-        --models ~/.local/share/agent-assist/models --cache /tmp/two-models
+        --models ~/.local/share/agent-assist/models --cache /tmp/retrieval-probes
 The second model is installed by `scripts/setup.sh --model
 paraphrase-MiniLM-L3-v2`. Vectors are kept in --cache between runs.
 """
@@ -128,6 +132,38 @@ def main():
     density = np.sort(a, 1)[:, -10:].mean(1)
     for w in (0.25, 0.5):
         report("score - %.2f x density" % w, a.max(1) - w * density, intent[a.argmax(1)], truth)
+    dropout(args, v, a, intent, truth)
+
+
+def dropout(args, records, sims, intent, truth):
+    """The top record's cosine to each query with one word dropped, and
+    that cosine over the best one the shortened query finds."""
+    queries = [json.loads(line)["query"] for line in open(os.path.join(args.data, "queries.jsonl"))]
+    texts, owner = [], []
+    for i, q in enumerate(queries):
+        words = q.split()
+        if len(words) < 2:
+            continue
+        for p in sorted(set(np.linspace(0, len(words) - 1, min(4, len(words))).round().astype(int))):
+            texts.append(" ".join(words[:p] + words[p + 1:]))
+            owner.append(i)
+    owner = np.array(owner)
+    path = os.path.join(args.cache, "dropout.npy")
+    if not os.path.exists(path):
+        np.save(path, embed(os.path.join(args.models, "all-MiniLM-L6-v2"), MODELS["all-MiniLM-L6-v2"], texts))
+    shortened = np.load(path)
+    top, score = sims.argmax(1), sims.max(1)
+    kept = np.einsum("ij,ij->i", shortened, records[top[owner]])
+    best = (shortened @ records.T).max(1)
+    mean, worst_ratio = score.copy(), np.ones(len(score))
+    for i in range(len(score)):
+        mine = owner == i
+        if mine.any():
+            mean[i] = kept[mine].mean()
+            worst_ratio[i] = (kept[mine] / best[mine]).min()
+    report("mean cosine, word dropped", mean, intent[top], truth)
+    report("score x worst kept ratio", score * worst_ratio, intent[top], truth)
+    report("score - 0.5 (1 - ratio)", score - 0.5 * (1 - worst_ratio), intent[top], truth)
 
 
 if __name__ == "__main__":
