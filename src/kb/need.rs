@@ -117,7 +117,11 @@ impl NeedClassifier {
             return Err("its hidden units read features of different lengths".into());
         }
         if !self.hidden.is_empty() && self.weights.len() != self.hidden.len() {
-            return Err(format!("{} output weights for {} hidden units", self.weights.len(), self.hidden.len()));
+            return Err(format!(
+                "{} output weights for {} hidden units",
+                self.weights.len(),
+                self.hidden.len()
+            ));
         }
         let numbers = self.hidden.iter().flat_map(|u| u.weights.iter().chain([&u.bias]));
         if !numbers.chain(&self.weights).chain([&self.bias]).all(|x| x.is_finite()) {

@@ -244,26 +244,7 @@ impl Batch {
                 recent.put(text.clone(), read.vector.clone());
             }
         }
-        let verdicts: Vec<NeedAnswer> = match need {
-            Some(classifier) => {
-                let vectors = judge_features(retriever, &judges, &judge_at, reads.as_deref().ok());
-                judges
-                    .into_iter()
-                    .zip(vectors)
-                    .map(|(job, v)| verdict(classifier, job, v.as_deref()))
-                    .collect()
-            }
-            // Without a classifier every utterance carries a need.
-            None => judges
-                .into_iter()
-                .map(|job| NeedAnswer {
-                    conversation_id: job.conversation_id,
-                    utterance_id: job.utterance_id,
-                    need: true,
-                    probability: None,
-                })
-                .collect(),
-        };
+        let verdicts = verdicts(retriever, need, judges, &judge_at, reads.as_deref().ok());
         let mut answers: Vec<Answer> = verdicts.into_iter().map(Answer::Need).collect();
         let results: Vec<(bool, Result<Vec<Hit>, String>)> = searches
             .iter()
@@ -286,6 +267,30 @@ impl Batch {
         }));
         answers
     }
+}
+
+/// The verdict on each job; without a classifier every utterance carries
+/// a need.
+fn verdicts(
+    retriever: &mut Retriever,
+    need: Option<&NeedClassifier>,
+    judges: Vec<NeedJob>,
+    at: &[Option<(usize, usize)>],
+    reads: Option<&[Read]>,
+) -> Vec<NeedAnswer> {
+    let Some(classifier) = need else {
+        return judges
+            .into_iter()
+            .map(|job| NeedAnswer {
+                conversation_id: job.conversation_id,
+                utterance_id: job.utterance_id,
+                need: true,
+                probability: None,
+            })
+            .collect();
+    };
+    let vectors = judge_features(retriever, &judges, at, reads);
+    judges.into_iter().zip(vectors).map(|(job, v)| verdict(classifier, job, v.as_deref())).collect()
 }
 
 /// What the classifier weighs for each job: the parts of its window's read
