@@ -112,7 +112,7 @@ impl KnowledgeBase {
                 dense: hybrid.then_some(c.dense),
                 bm25: hybrid.then_some(c.bm25),
                 terms: if hybrid {
-                    Bm25::matched_terms(text, &chunk.embed_text(&a.title))
+                    self.bm25.matched_terms(text, &chunk.embed_text(&a.title))
                 } else {
                     Vec::new()
                 },
