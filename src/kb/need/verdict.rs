@@ -39,6 +39,14 @@ impl NeedJob {
             _ => (text, 0),
         }
     }
+
+    /// The utterance on its own and the parts to read in it: what is run
+    /// when the model cut the window before the utterance's end, so its
+    /// reading gave no features.
+    pub fn alone(&self) -> (String, Vec<Range<usize>>) {
+        let text = self.text.trim();
+        (text.to_string(), super::parts(text, 0))
+    }
 }
 
 /// The judgement of one utterance.
@@ -61,16 +69,6 @@ pub fn verdict(classifier: &NeedClassifier, job: NeedJob, vector: Option<&[f32]>
         utterance_id: job.utterance_id,
         need: probability.is_none_or(|p| p >= classifier.threshold),
         probability,
-    }
-}
-
-impl NeedJob {
-    /// The utterance on its own and the parts to read in it: what is run
-    /// when the model cut the window before the utterance's end, so its
-    /// reading gave no features.
-    pub fn alone(&self) -> (String, Vec<Range<usize>>) {
-        let text = self.text.trim();
-        (text.to_string(), super::parts(text, 0))
     }
 }
 
