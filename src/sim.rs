@@ -71,6 +71,11 @@ pub struct SimConfig {
     pub knowledge_dir: Option<PathBuf>,
     /// Largest page of a Knowledge API listing.
     pub knowledge_page_size: usize,
+    /// The round the calls start at: round 0 uses the scripts' own ids,
+    /// round N appends `-rN`. The demo starts each run at a round of its
+    /// own, so a run's calls are not taken for the ones a previous run left
+    /// in the demo's ledger.
+    pub first_round: u32,
 }
 
 impl SimConfig {
@@ -96,6 +101,7 @@ impl SimConfig {
             call_agents: std::collections::BTreeMap::new(),
             knowledge_dir: Some(crate::paths::bundled("kb")),
             knowledge_page_size: knowledge::DEFAULT_PAGE_SIZE,
+            first_round: 0,
         }
     }
 }
@@ -286,6 +292,7 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SimError> {
         start_gap: config.start_gap,
         subscribe_grace: config.subscribe_grace,
         call_agents: config.call_agents,
+        first_round: config.first_round,
     };
     let (stop, director_sim, closer) = (cancel.clone(), shared.clone(), shared.clone());
     let task = tokio::spawn(async move {

@@ -31,6 +31,9 @@ pub fn run(args: &DemoArgs, file: Option<&Path>, paths: &AppPaths) -> Result<Exi
     sim_config.repeat = true;
     sim_config.concurrency = args.concurrency.max(1);
     sim_config.faults.clone_from(&args.faults);
+    // The ledger outlives the run but the simulator starts its calls over:
+    // fresh ids keep them from continuing a previous run's records.
+    sim_config.first_round = rand::random::<u16>().saturating_add(1).into();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let sim = sim::spawn(sim_config).await?;

@@ -34,6 +34,8 @@ pub struct Playback {
     pub subscribe_grace: Duration,
     /// Agent users by script id, for calls not taken by the default agent.
     pub call_agents: BTreeMap<String, String>,
+    /// The round to start at ([`crate::sim::SimConfig::first_round`]).
+    pub first_round: u32,
 }
 
 /// Waits until `cond` holds, re-checking whenever the simulator's
@@ -58,13 +60,13 @@ pub async fn direct(sim: Arc<Shared>, playback: Playback) {
     while !wait_until(&sim, Duration::from_secs(3600), || sim.has_listener()).await {}
     let slots = Arc::new(Semaphore::new(playback.concurrency.max(1)));
     let gap = crate::duration::divide(playback.start_gap, playback.speed);
-    let mut round = 0u32;
+    let mut round = playback.first_round;
     loop {
         for script in &playback.scripts {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let id = if round == 0 { script.id.clone() } else { format!("{}-r{round}", script.id) };
+            let id = round_id(&script.id, round);
             let (sim, script, pb) = (sim.clone(), script.clone(), playback.clone());
             tokio::spawn(async move {
                 play(&sim, &script, &id, &pb).await;
@@ -77,8 +79,13 @@ pub async fn direct(sim: Arc<Shared>, playback: Playback) {
             let _ = slots.acquire_many(u32::try_from(playback.concurrency.max(1)).unwrap_or(1)).await;
             return;
         }
-        round += 1;
+        round = round.wrapping_add(1);
     }
+}
+
+/// A script's conversation id in a round: its own in round 0, then fresh.
+pub fn round_id(script_id: &str, round: u32) -> String {
+    if round == 0 { script_id.to_string() } else { format!("{script_id}-r{round}") }
 }
 
 fn now_rfc3339() -> String {
@@ -203,4 +210,16 @@ pub async fn play(sim: &Shared, script: &Script, id: &str, pb: &Playback) {
         c.ended = Some(SystemTime::now());
     }
     Shared::bump(&sim.counters.conversations_ended);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_id;
+
+    #[test]
+    fn round_zero_keeps_the_script_id_and_later_rounds_are_fresh() {
+        assert_eq!(round_id("conv-1", 0), "conv-1");
+        assert_eq!(round_id("conv-1", 3), "conv-1-r3");
+        assert_ne!(round_id("conv-1", 3), round_id("conv-1", 4));
+    }
 }

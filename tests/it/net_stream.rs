@@ -140,6 +140,21 @@ async fn notifications_stream_follows_a_call_from_start_to_end() {
     sim.stop().await;
 }
 
+/// A simulator started at a later round (as the demo starts each run)
+/// plays its calls under fresh ids, from start to end.
+#[tokio::test]
+async fn calls_started_at_a_later_round_carry_that_rounds_ids() {
+    let mut config = sim_config(vec![script("conv-1", &[("EXTERNAL", "my card was declined")], 30)]);
+    config.first_round = 7;
+    let sim = start(config).await;
+    let (handle, mut rx) = open(&sim, Dialect::Notifications, |_| {});
+    let events = collect_until(&mut rx, WAIT, |ev| ended(ev, "conv-1-r7")).await;
+    assert_eq!(lines(&events, "conv-1-r7"), vec![(Speaker::Customer, "my card was declined".to_string())]);
+    assert!(lines(&events, "conv-1").is_empty());
+    handle.stop().await;
+    sim.stop().await;
+}
+
 #[tokio::test]
 async fn the_same_script_yields_the_same_utterances_in_both_dialects() {
     let scripts = crate::support::bundled_scripts();
