@@ -19,24 +19,19 @@ pub(super) fn classifier(policy: &mut Policy, model_hash: &str, model_dir: &Path
     if !policy.need_detection {
         return None;
     }
-    let classifier = match NeedClassifier::for_model(model_hash, model_dir) {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            tracing::warn!(
-                "no need classifier for this embedding model (fit one with `agent-assist kb need --data DIR \
-                 --install`); every utterance will be searched"
-            );
-            policy.need_detection = false;
-            return None;
+    let why = match NeedClassifier::for_model(model_hash, model_dir) {
+        Ok(Some(classifier)) => {
+            tracing::info!(threshold = classifier.threshold, "need detection on");
+            return Some(classifier);
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "need detection off; every utterance will be searched");
-            policy.need_detection = false;
-            return None;
-        }
+        Ok(None) => "no need classifier for this embedding model (fit one with `agent-assist kb need \
+                     --data DIR --install`)"
+            .to_string(),
+        Err(e) => e.to_string(),
     };
-    tracing::info!(threshold = classifier.threshold, "need detection on");
-    Some(classifier)
+    tracing::warn!(%why, "need detection off; every utterance will be searched");
+    policy.need_detection = false;
+    None
 }
 
 impl super::Runtime {
